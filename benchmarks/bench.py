@@ -1,0 +1,126 @@
+"""The benchmark suite: preprocessing, metrics against medpy, training steps of each method, whole-volume prediction.
+
+    python benchmarks/bench.py [--data DIR] [--cases N] [--sizes 64 96] [--steps 3] [--device auto] [--json PATH]
+
+Each figure is measured in this one run and printed as a table (and written as JSON with --json), with the machine
+and the device named. Training steps and prediction run in fresh processes so that their peak memory (resident set
+size, or CUDA peak allocation on a GPU) is their own. DIR defaults to $BRATS_DATA, else ../shared/data/brats18.
+Speed is never asserted by a test: this script only measures.
+"""
+from __future__ import annotations
+import argparse, json, multiprocessing as mp, os, platform, resource, sys, time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_metrics import default_data, make_prediction, medpy_metrics  # noqa: E402
+
+
+def _peak_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _train_step(args) -> dict:
+    method, size, steps, device = args
+    import torch
+    from brats_ssl.train import TrainConfig, build, resolve_device
+    torch.manual_seed(0)
+    dev = resolve_device(device)
+    cfg = TrainConfig(method=method, patch=(size,) * 3, device=device)
+    model, meth, opt = build(cfg, dev)
+    fmt = torch.channels_last_3d
+    xl = torch.randn(2, 1, size, size, size, device=dev).to(memory_format=fmt)
+    yl = (torch.rand(2, size, size, size, device=dev) > 0.8).long()
+    xu = torch.randn(2, 1, size, size, size, device=dev).to(memory_format=fmt)
+    amp = dev.type == 'cuda' and cfg.amp
+    times = []
+    for i in range(steps + 1):                                    # the first step warms up (and runs cuDNN's autotuner)
+        if dev.type == 'cuda': torch.cuda.synchronize()
+        t = time.perf_counter()
+        with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=amp):
+            loss, _ = meth.loss(model, xl, yl, xu if meth.semi_supervised else None, i, 1000)
+        opt.zero_grad(); loss.backward(); opt.step(); meth.update(model, i)
+        if dev.type == 'cuda': torch.cuda.synchronize()
+        times.append(time.perf_counter() - t)
+    peak = torch.cuda.max_memory_allocated() / 2**20 if dev.type == 'cuda' else _peak_mb()
+    return dict(method=method, patch=size, seconds=sum(times[1:]) / steps, peak_mb=peak)
+
+
+def _predict(args) -> dict:
+    flair_path, device, overlap = args
+    import torch
+    import SimpleITK as sitk
+    from brats_ssl.io import read_image
+    from brats_ssl.preprocess import preprocess_case
+    from brats_ssl.infer import predict_case
+    from brats_ssl.train import TrainConfig, build, resolve_device
+    torch.manual_seed(0)
+    dev = resolve_device(device)
+    cfg = TrainConfig(device=device)
+    model, _, _ = build(cfg, dev)
+    flair = read_image(flair_path, 'FLAIR')
+    t = time.perf_counter()
+    pre = preprocess_case(flair)
+    mask, _ = predict_case(model, pre, cfg.patch, overlap, device=dev, amp=dev.type == 'cuda')
+    secs = time.perf_counter() - t
+    peak = torch.cuda.max_memory_allocated() / 2**20 if dev.type == 'cuda' else _peak_mb()
+    return dict(case=Path(flair_path).name, size=list(flair.GetSize()), cropped=list(pre.image.GetSize()),
+                patch=list(cfg.patch), overlap=overlap, seconds=secs, peak_mb=peak)
+
+
+def _in_fresh_process(fn, args):
+    with mp.get_context('spawn').Pool(1) as pool: return pool.apply(fn, (args,))
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument('--data', type=Path, default=default_data())
+    ap.add_argument('--cases', type=int, default=5, help='real cases for preprocessing and metrics')
+    ap.add_argument('--sizes', type=int, nargs='+', default=[64, 96], help='training patch sizes')
+    ap.add_argument('--steps', type=int, default=3, help='timed training steps per method and size (after one warm-up)')
+    ap.add_argument('--overlap', type=float, default=0.5)
+    ap.add_argument('--device', default='auto')
+    ap.add_argument('--json', type=Path)
+    a = ap.parse_args(argv)
+    import numpy as np, torch, SimpleITK as sitk
+    from brats_ssl.io import BratsError, find_cases, read_case, write_json
+    from brats_ssl.preprocess import preprocess_case
+    from brats_ssl.metrics import segmentation_metrics
+    from brats_ssl.train import resolve_device
+    try: cases = find_cases(a.data)[:a.cases]
+    except BratsError as e: print(f"bench: {e} (set BRATS_DATA or --data)", file=sys.stderr); return 2
+    dev = resolve_device(a.device)
+    res = dict(machine=dict(platform=platform.platform(), processor=platform.processor() or platform.machine(),
+                            cpus=os.cpu_count(), torch=torch.__version__, torch_threads=torch.get_num_threads(),
+                            device=torch.cuda.get_device_name(dev) if dev.type == 'cuda' else 'cpu'))
+    pre_t, ours_t, medpy_t = [], [], []
+    for c in cases:
+        t = time.perf_counter(); flair, seg = read_case(c); p = preprocess_case(flair, seg); pre_t.append(time.perf_counter() - t)
+        ref = sitk.GetArrayFromImage(seg) > 0
+        pred, sp = make_prediction(ref), seg.GetSpacing()[::-1]
+        t = time.perf_counter(); ours = segmentation_metrics(pred, ref, sp); ours_t.append(time.perf_counter() - t)
+        t = time.perf_counter(); theirs = medpy_metrics(pred, ref, sp); medpy_t.append(time.perf_counter() - t)
+        assert all(abs(ours[k] - theirs[k]) <= 1e-9 for k in ours), (c.id, ours, theirs)
+    res['preprocess'] = dict(cases=len(cases), seconds_per_case=float(np.mean(pre_t)), note='read + preprocess, one process')
+    res['metrics'] = dict(cases=len(cases), ours_seconds=float(np.mean(ours_t)), medpy_seconds=float(np.mean(medpy_t)),
+                          ratio=float(np.sum(medpy_t) / np.sum(ours_t)))
+    res['train'] = [_in_fresh_process(_train_step, (m, s, a.steps, a.device)) for s in a.sizes for m in ('unet', 'mt', 'uamt')]
+    for s in a.sizes:
+        st = {r['method']: r['seconds'] for r in res['train'] if r['patch'] == s}
+        res.setdefault('uamt_over_mt', {})[str(s)] = st['uamt'] / st['mt']
+    res['predict'] = _in_fresh_process(_predict, (str(cases[0].flair), a.device, a.overlap))
+    m = res['machine']
+    print(f"brats_ssl benchmark on {m['platform']}, {m['cpus']} CPUs, torch {m['torch']} ({m['torch_threads']} threads), device {m['device']}")
+    print(f"| what | figure |\n|:---|---:|")
+    print(f"| preprocess one real case (read + pipeline, {len(cases)} cases) | {res['preprocess']['seconds_per_case']:.2f} s |")
+    print(f"| metrics per case: brats_ssl / medpy on 240x240x155 | {res['metrics']['ours_seconds']:.3f} s / {res['metrics']['medpy_seconds']:.2f} s ({res['metrics']['ratio']:.1f}x) |")
+    for r in res['train']:
+        print(f"| train step {r['method']} {r['patch']}^3, 2+2 patches, UNet3D(16..256) | {r['seconds']:.2f} s, peak {r['peak_mb']:.0f} MB |")
+    for s, v in res['uamt_over_mt'].items(): print(f"| UAMT / Mean Teacher step at {s}^3 (T=8) | {v:.2f}x |")
+    p = res['predict']
+    print(f"| predict {p['case']} ({'x'.join(map(str, p['size']))}, crop {'x'.join(map(str, p['cropped']))}), patch {p['patch'][0]}^3, overlap {p['overlap']} | {p['seconds']:.1f} s, peak {p['peak_mb']:.0f} MB |")
+    if a.json: write_json(res, a.json); print(f"written {a.json}")
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
