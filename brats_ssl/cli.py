@@ -4,7 +4,7 @@
 
 # %% ../nbs/13_cli.ipynb #07890f46
 from __future__ import annotations
-import argparse, json, os, sys, traceback
+import argparse, json, sys, traceback
 from dataclasses import fields
 from pathlib import Path
 from .io import BratsError
@@ -66,7 +66,7 @@ def _cmd_evaluate(a):
 def _cmd_reproduce(a):
     from brats_ssl.pipeline import reproduce
     over = {k: v for k, v in dict(iterations=a.iterations).items() if v is not None}
-    s = reproduce(a.out, data=a.data, budget=a.budget, seeds=tuple(a.seeds), device=a.device, **over)
+    reproduce(a.out, data=a.data, budget=a.budget, seeds=tuple(a.seeds), device=a.device, **over)
     print((Path(a.out)/'table1.md').read_text())
 
 # %% ../nbs/13_cli.ipynb #dfbda3fd

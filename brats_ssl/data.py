@@ -4,14 +4,13 @@
 
 # %% ../nbs/03_data.ipynb #1d3d653a
 from __future__ import annotations
-import json
 from dataclasses import dataclass
 from pathlib import Path
 import numpy as np
 import torch
 from torch.utils.data import Dataset, DataLoader
-from .io import BratsError, write_json
-from .preprocess import load_arrays, load_record, list_preprocessed
+from .io import BratsError
+from .preprocess import load_arrays
 
 # %% auto #0
 __all__ = ['split_cases', 'PatchParams', 'draw_patch', 'apply_patch', 'PatchDataset', 'step_batches', 'load_volumes']

@@ -12,7 +12,7 @@ from scipy import ndimage as ndi
 from scipy.stats import wilcoxon
 from tqdm.auto import tqdm
 from .io import BratsError, Geometry, find_cases, read_case, read_image, write_image, atomic_path
-from .metrics import segmentation_metrics, dice
+from .metrics import segmentation_metrics
 from .preprocess import brain_mask, bounding_box, check_flair
 
 # %% auto #0

@@ -5,12 +5,10 @@
 # %% ../nbs/07_infer.ipynb #08c32481
 from __future__ import annotations
 import math
-from pathlib import Path
 import numpy as np
 import SimpleITK as sitk
 import torch
 import torch.nn.functional as F
-from .io import BratsError, Geometry, write_image
 from .preprocess import Preprocessed
 
 # %% auto #0

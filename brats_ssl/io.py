@@ -5,7 +5,7 @@
 # %% ../nbs/00_io.ipynb #51716975
 from __future__ import annotations
 import contextlib, gzip, json, os, struct, tempfile, zlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 import numpy as np
 import SimpleITK as sitk

@@ -4,7 +4,7 @@
 
 # %% ../nbs/06_methods.ipynb #945084ec
 from __future__ import annotations
-import copy, math
+import copy
 import torch
 import torch.nn.functional as F
 from .losses import supervised_loss, consistency_loss, entropy_uncertainty, consistency_weight, uncertainty_threshold

@@ -4,7 +4,6 @@
 
 # %% ../nbs/04_models.ipynb #0de6c0c9
 from __future__ import annotations
-import math
 import torch
 from torch import nn
 

@@ -4,15 +4,12 @@
 
 # %% ../nbs/12_pipeline.ipynb #fafd4c90
 from __future__ import annotations
-import json, time
-from dataclasses import asdict
+import time
 from pathlib import Path
-import numpy as np
-import SimpleITK as sitk
 from tqdm.auto import tqdm
 from .io import BratsError, find_cases, read_case, read_image, write_image, write_json, write_text
 from .phantom import write_phantoms
-from .preprocess import preprocess_case, preprocess_dataset, list_preprocessed
+from .preprocess import preprocess_case, preprocess_dataset
 from .data import split_cases
 from .train import TrainConfig, train, load_checkpoint, model_from_checkpoint, resolve_device
 from .infer import predict_case
@@ -74,7 +71,7 @@ def reproduce(out='brats_ssl_reproduce', data=None, budget: str = 'quick', metho
         data = out/'data'
         write_phantoms(data, n=b['n_phantoms'] or 24, seed=0, size=b['phantom_size'], spacing=b['phantom_spacing'])
     data = Path(data)
-    ids = preprocess_dataset(data, out/'prep', spacing=b['spacing'], progress=progress)
+    preprocess_dataset(data, out/'prep', spacing=b['spacing'], progress=progress)
     labelled_ids = [c.id for c in find_cases(data) if c.labelled]
     unlabelled_ids = [c.id for c in find_cases(data) if not c.labelled]
     split = split_cases(labelled_ids, b['labelled'], b['val'], b['test'], unlabelled_ids, b['unlabelled'], seed=0)

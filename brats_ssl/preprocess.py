@@ -4,14 +4,14 @@
 
 # %% ../nbs/02_preprocess.ipynb #33fd2219
 from __future__ import annotations
-import hashlib, json, os, time
+import json, os
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 import numpy as np
 import SimpleITK as sitk
 from tqdm.auto import tqdm
-from .io import BratsError, Case, Geometry, find_cases, read_image, read_case, check_label_values, atomic_path, write_json
+from .io import BratsError, Case, Geometry, find_cases, read_image, check_label_values, atomic_path, write_json
 
 # %% auto #0
 __all__ = ['background_value', 'brain_mask', 'check_flair', 'bounding_box', 'resample', 'Preprocessed', 'preprocess_case',

@@ -4,15 +4,14 @@
 
 # %% ../nbs/08_train.ipynb #82bd35e9
 from __future__ import annotations
-import csv, json, math, os, platform, random, signal, sys, threading, time
-from dataclasses import dataclass, asdict, field, fields
+import csv, json, math, platform, random, signal, sys, threading, time
+from dataclasses import dataclass, asdict, fields
 from pathlib import Path
 import numpy as np
 import torch
 from tqdm.auto import tqdm
 import brats_ssl
 from .io import BratsError, atomic_path, write_json
-from .preprocess import list_preprocessed, load_record, load_arrays
 from .data import PatchDataset, load_volumes, step_batches
 from .models import UNet3D
 from .methods import make_method
