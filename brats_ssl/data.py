@@ -96,19 +96,22 @@ class PatchDataset(Dataset):
         return xp, yp
 
 # %% ../nbs/03_data.ipynb #f52cd231
-def _loader(ds, batch, start, stop, workers):
+def _loader(ds, batch, start, stop, workers, rank=0, world=1):
+    # samples (it * world + rank) * batch + j of the global iterations it in [start, stop)
     # a private generator: creating the loader must not draw from torch's global random state (dropout, noise)
-    return DataLoader(ds, batch_size=batch, sampler=range(start * batch, stop * batch), num_workers=workers,
+    idx = [(it * world + rank) * batch + j for it in range(start, stop) for j in range(batch)]
+    return DataLoader(ds, batch_size=batch, sampler=idx, num_workers=workers,
                       generator=torch.Generator().manual_seed(0), pin_memory=torch.cuda.is_available())
 
 def step_batches(labelled: PatchDataset, unlabelled: PatchDataset | None, batch_labelled: int, batch_unlabelled: int,
-                 start: int, stop: int, workers: int = 0):
-    "Yield `(it, x_l, y_l, x_u)` for it in [start, stop); x_u is None without unlabelled data. Shapes (B, 1, D, H, W), (B, D, H, W)."
-    ls = _loader(labelled, batch_labelled, start, stop, workers)
+                 start: int, stop: int, workers: int = 0, rank: int = 0, world: int = 1):
+    """Yield `(it, x_l, y_l, x_u)` for it in [start, stop); x_u is None without unlabelled data. Shapes (B, 1, D, H, W), (B, D, H, W).
+    `rank` and `world`: this process's share of a multi-process step."""
+    ls = _loader(labelled, batch_labelled, start, stop, workers, rank, world)
     if unlabelled is None or batch_unlabelled == 0:
         for it, (xl, yl) in zip(range(start, stop), ls): yield it, xl, yl, None
     else:
-        us = _loader(unlabelled, batch_unlabelled, start, stop, workers)
+        us = _loader(unlabelled, batch_unlabelled, start, stop, workers, rank, world)
         for it, (xl, yl), (xu, _) in zip(range(start, stop), ls, us): yield it, xl, yl, xu
 
 # %% ../nbs/03_data.ipynb #60f0dccd

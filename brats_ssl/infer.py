@@ -4,7 +4,7 @@
 
 # %% ../nbs/07_infer.ipynb #08c32481
 from __future__ import annotations
-import math
+import copy, math
 import numpy as np
 import SimpleITK as sitk
 import torch
@@ -12,7 +12,8 @@ import torch.nn.functional as F
 from .preprocess import Preprocessed
 
 # %% auto #0
-__all__ = ['window_starts', 'sliding_window', 'entropy_map', 'predict_case']
+__all__ = ['MAX_WINDOW_VOXELS', 'window_starts', 'inference_window', 'fuse_batchnorm', 'sliding_window', 'entropy_map',
+           'predict_case']
 
 # %% ../nbs/07_infer.ipynb #546510e0
 def window_starts(size: int, patch: int, overlap: float) -> list[int]:
@@ -22,13 +23,35 @@ def window_starts(size: int, patch: int, overlap: float) -> list[int]:
     n = math.ceil((size - patch) / stride) + 1
     return sorted({int(round(i * (size - patch) / (n - 1))) for i in range(n)})
 
+# %% ../nbs/07_infer.ipynb #5898ad63
+MAX_WINDOW_VOXELS = 5_000_000   # whole-volume inference up to ~171^3 voxels: < 2 GB peak on the CPU for UNet3D(16..256)
+
+def inference_window(shape, patch, multiple: int = 1, max_voxels: int = MAX_WINDOW_VOXELS) -> tuple:
+    "The window for a volume of `shape`: the whole volume rounded up to `multiple` when at most `max_voxels` voxels, else `patch`."
+    whole = tuple(-(-int(s) // multiple) * multiple for s in shape)
+    return whole if math.prod(whole) <= max_voxels else tuple(patch)
+
+# %% ../nbs/07_infer.ipynb #e47ff784
+def fuse_batchnorm(model: torch.nn.Module) -> torch.nn.Module:
+    "An eval-mode copy of `model` with every Conv3d -> BatchNorm3d pair inside an `nn.Sequential` folded into one Conv3d."
+    from torch.nn.utils.fusion import fuse_conv_bn_eval
+    net = copy.deepcopy(model).eval()
+    for seq in net.modules():
+        if not isinstance(seq, torch.nn.Sequential): continue
+        for i in range(len(seq) - 1):
+            if isinstance(seq[i], torch.nn.Conv3d) and isinstance(seq[i + 1], torch.nn.BatchNorm3d) and seq[i + 1].track_running_stats:
+                seq[i], seq[i + 1] = fuse_conv_bn_eval(seq[i], seq[i + 1]), torch.nn.Identity()
+    return net
+
 # %% ../nbs/07_infer.ipynb #78067c9d
 @torch.no_grad()
 def sliding_window(model: torch.nn.Module, x, patch, overlap: float = 0.5, batch: int = 2,
-                   device=None, amp: bool = False) -> torch.Tensor:
-    "Softmax probabilities (C, D, H, W) of `model` over the volume `x` (D, H, W), averaged over overlapping windows."
-    model.eval()
-    device = torch.device(device) if device else next(model.parameters()).device
+                   device=None, amp: bool = False, max_voxels: int = MAX_WINDOW_VOXELS) -> torch.Tensor:
+    """Softmax probabilities (C, D, H, W) of `model` over the volume `x` (D, H, W): one whole-volume window when it
+    holds at most `max_voxels` voxels (see `inference_window`), else windows of `patch` averaged where they overlap."""
+    net = fuse_batchnorm(model)
+    device = torch.device(device) if device else next(net.parameters()).device
+    patch = inference_window(np.shape(x), patch, getattr(model, 'size_multiple', 1), max_voxels)
     x = torch.tensor(np.asarray(x, np.float32))   # a copy: the input may be a read-only memory map
     shape = x.shape
     pad = [max(p - s, 0) for s, p in zip(shape, patch)]
@@ -41,7 +64,8 @@ def sliding_window(model: torch.nn.Module, x, patch, overlap: float = 0.5, batch
         xb = torch.stack([x[a:a + patch[0], b:b + patch[1], c:c + patch[2]] for a, b, c in group])[:, None]
         xb = xb.to(device, memory_format=torch.channels_last_3d)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp and device.type == 'cuda'):
-            pb = F.softmax(model(xb).float(), 1).cpu()
+            pb = F.softmax(net(xb).float(), 1).cpu()
+        del xb
         if acc is None: acc = torch.zeros((pb.shape[1], *x.shape))
         for (a, b, c), p in zip(group, pb):
             acc[:, a:a + patch[0], b:b + patch[1], c:c + patch[2]] += p

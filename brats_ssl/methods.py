@@ -92,7 +92,7 @@ class UAMT(MeanTeacher):
     def teacher_output(self, x_u, it, max_it):
         B = x_u.shape[0]
         reps = teacher_noise(x_u.repeat(self.T, 1, 1, 1, 1), self.noise_std, self.noise_clip)   # (T*B, 1, D, H, W)
-        chunk = self.chunk or reps.shape[0]
+        chunk = self.chunk or 2 * B                                                          # the reference code's pass size
         logits = torch.cat([self.teacher(c) for c in reps.split(chunk)]).float()
         probs = F.softmax(logits, 1).view(self.T, B, *logits.shape[1:]).mean(0)
         u = entropy_uncertainty(probs)                                                       # (B, 1, D, H, W)

@@ -4,11 +4,13 @@
 
 # %% ../nbs/08_train.ipynb #82bd35e9
 from __future__ import annotations
-import csv, json, math, platform, random, signal, sys, threading, time
+import csv, datetime, json, math, os, platform, random, signal, sys, threading, time
 from dataclasses import dataclass, asdict, fields
 from pathlib import Path
 import numpy as np
 import torch
+import torch.distributed as dist
+from torch.nn.parallel import DistributedDataParallel
 from tqdm.auto import tqdm
 import brats_ssl
 from .io import BratsError, atomic_path, write_json
@@ -18,8 +20,8 @@ from .methods import make_method
 from .infer import sliding_window
 
 # %% auto #0
-__all__ = ['LOG_FIELDS', 'TrainConfig', 'poly_lr', 'resolve_device', 'build', 'save_checkpoint', 'load_checkpoint',
-           'model_from_checkpoint', 'validate', 'train']
+__all__ = ['LOG_FIELDS', 'TrainConfig', 'poly_lr', 'resolve_device', 'build', 'Dist', 'init_distributed', 'save_checkpoint',
+           'load_checkpoint', 'model_from_checkpoint', 'validate', 'train']
 
 # %% ../nbs/08_train.ipynb #4d6b0160
 @dataclass
@@ -45,7 +47,7 @@ class TrainConfig:
     T: int = 8                        # UAMT: stochastic teacher passes
     noise_std: float = 0.1
     noise_clip: float = 0.2
-    chunk: int | None = None          # UAMT: teacher patches per forward pass (None: all T x B at once)
+    chunk: int | None = None          # UAMT: teacher patches per forward pass (None: 2 x batch_unlabelled, as the reference code)
     fg_prob: float = 0.0              # fraction of labelled patches centred on tumour
     val_every: int = 200
     overlap: float = 0.5              # sliding-window overlap for validation
@@ -92,6 +94,39 @@ def build(cfg: TrainConfig, device=None):
     method.setup(model)
     opt = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
     return model, method, opt
+
+# %% ../nbs/08_train.ipynb #092fd9ea
+@dataclass(frozen=True)
+class Dist:
+    "This process's place in a `torchrun` job (a single process is rank 0 of 1)."
+    rank: int = 0
+    world: int = 1
+    local_rank: int = 0
+    owner: bool = False     # whether `init_distributed` started the process group (and `train` ends it)
+
+def init_distributed(device: str = 'auto') -> Dist:
+    "Join the process group that torchrun describes in the environment (WORLD_SIZE > 1): NCCL for CUDA, gloo on the CPU."
+    world = int(os.environ.get('WORLD_SIZE', '1'))
+    if world <= 1: return Dist()
+    local = int(os.environ.get('LOCAL_RANK', '0'))
+    owner = not dist.is_initialized()
+    if owner:
+        cuda = resolve_device(device).type == 'cuda'
+        if cuda: torch.cuda.set_device(local)
+        # rank 0 validates and writes checkpoints while the others wait at their next step: a generous timeout
+        dist.init_process_group('nccl' if cuda else 'gloo', timeout=datetime.timedelta(hours=2))
+    return Dist(dist.get_rank(), dist.get_world_size(), local, owner)
+
+def _gather(d: Dist, obj) -> list:
+    "`obj` of every rank, in rank order."
+    if d.world == 1: return [obj]
+    out = [None] * d.world
+    dist.all_gather_object(out, obj)
+    return out
+
+def _checksums(*modules) -> list[tuple[float, float]]:
+    return [(float(t.double().sum()), float(t.double().square().sum())) for m in modules for t in m.state_dict().values()
+            if torch.is_tensor(t) and t.is_floating_point()]
 
 # %% ../nbs/08_train.ipynb #02d0c7ef
 def save_checkpoint(path, model, method, opt, it: int, cfg: TrainConfig, extra: dict | None = None) -> Path:
@@ -141,23 +176,39 @@ def _log_rows(path: Path, start: int) -> list[dict]:
     if not path.exists(): return []
     with open(path, newline='') as f: return [r for r in csv.DictReader(f) if int(r['iteration']) < start]
 
-def _environment() -> dict:
+def _environment(d: Dist) -> dict:
     import SimpleITK, scipy
     return dict(python=sys.version.split()[0], platform=platform.platform(), brats_ssl=brats_ssl.__version__,
                 torch=torch.__version__, numpy=np.__version__, scipy=scipy.__version__, SimpleITK=SimpleITK.Version_VersionString(),
-                cuda=torch.cuda.get_device_name(0) if torch.cuda.is_available() else None)
+                cuda=torch.cuda.get_device_name(0) if torch.cuda.is_available() else None, processes=d.world)
+
+def _rng_state() -> dict:
+    return dict(torch=torch.get_rng_state(), cuda=torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None)
+
+def _set_rng_state(r: dict) -> None:
+    torch.set_rng_state(r['torch'])
+    if r['cuda'] is not None and torch.cuda.is_available(): torch.cuda.set_rng_state_all(r['cuda'])
 
 def train(prep, out, split: dict, cfg: TrainConfig, resume: bool = False, progress: bool = True,
           stop_at: int | None = None) -> dict:
-    "Train `cfg.method` on `prep` with `split`, writing checkpoints and logs to `out`; `stop_at` ends early after that iteration."
-    prep, out = Path(prep), Path(out)
+    """Train `cfg.method` on `prep` with `split`, writing checkpoints and logs to `out`; `stop_at` ends early after that
+    iteration. Under `torchrun` every process calls it and rank 0 writes."""
+    d = init_distributed(cfg.device)
+    try: return _train(d, Path(prep), Path(out), split, cfg, resume, progress, stop_at)
+    finally:
+        if d.owner: dist.destroy_process_group()
+
+def _train(d: Dist, prep: Path, out: Path, split, cfg, resume, progress, stop_at) -> dict:
+    main = d.rank == 0
     last, best = out/'checkpoint_last.pt', out/'checkpoint_best.pt'
     if not resume and last.exists():
         raise BratsError(f"{out}: holds a run already (checkpoint_last.pt); use resume, or another output folder")
     torch.manual_seed(cfg.seed); random.seed(cfg.seed); np.random.seed(cfg.seed)
     device = resolve_device(cfg.device)
+    if d.world > 1 and device.type == 'cuda': device = torch.device('cuda', d.local_rank)
     amp = cfg.amp and device.type == 'cuda'
     model, method, opt = build(cfg, device)
+    if d.world > 1: torch.manual_seed(cfg.seed + 7919 * (d.rank + 1))   # world > 1: own dropout and noise on each rank
     start, best_dice = 0, -1.0
     if resume and last.exists():
         st = load_checkpoint(last)
@@ -166,13 +217,18 @@ def train(prep, out, split: dict, cfg: TrainConfig, resume: bool = False, progre
             diff = sorted(k for k in now if then.get(k) != now[k])
             raise BratsError(f"{last}: cannot resume with a different configuration (differs in: {', '.join(diff)})")
         model.load_state_dict(st['model']); method.load_state_dict(st['method']); opt.load_state_dict(st['optimizer'])
-        torch.set_rng_state(st['rng']['torch'])
-        if st['rng']['cuda'] is not None and torch.cuda.is_available(): torch.cuda.set_rng_state_all(st['rng']['cuda'])
         start, best_dice = st['iteration'], st.get('best_dice', -1.0)
+        ranks = st.get('rng_ranks') or [st['rng']]
+        if len(ranks) == d.world: _set_rng_state(ranks[d.rank])
+        else:
+            torch.manual_seed(cfg.seed + 7919 * (d.rank + 1) + start)
+            if main: print(f"{last}: written by {len(ranks)} process(es), resumed by {d.world}: the run continues, "
+                           "but not with the random numbers of an uninterrupted run", file=sys.stderr)
     prep_params = json.loads((prep/'dataset.json').read_text())['params'] if (prep/'dataset.json').exists() else None
-    extra = lambda: dict(split=split, preprocess=prep_params, best_dice=best_dice)
-    write_json(dict(config=asdict(cfg), split=split, preprocess=prep_params, environment=_environment()), out/'config.json')
-    write_json(split, out/'split.json')
+    extra = lambda rngs=None: dict(split=split, preprocess=prep_params, best_dice=best_dice, rng_ranks=rngs)
+    if main:
+        write_json(dict(config=asdict(cfg), split=split, preprocess=prep_params, environment=_environment(d)), out/'config.json')
+        write_json(split, out/'split.json')
 
     labelled = PatchDataset(load_volumes(prep, split['labelled']), cfg.patch, seed=cfg.seed, fg_prob=cfg.fg_prob)
     unlabelled = None
@@ -181,14 +237,17 @@ def train(prep, out, split: dict, cfg: TrainConfig, resume: bool = False, progre
         unlabelled = PatchDataset(load_volumes(prep, split['unlabelled'], labels=False), cfg.patch, seed=cfg.seed + 7919)
     val = load_volumes(prep, split.get('val', []))
 
-    rows = _log_rows(out/'log.csv', start)
-    logf = open(out/'log.csv', 'w', newline='')
-    log = csv.DictWriter(logf, LOG_FIELDS, extrasaction='ignore'); log.writeheader(); log.writerows(rows)
-    val_rows = _log_rows(out/'val.csv', start + 1)
-    valf = open(out/'val.csv', 'w', newline='')
-    vlog = csv.DictWriter(valf, ['iteration', 'val_dice']); vlog.writeheader(); vlog.writerows(val_rows)
-    bar = tqdm(total=cfg.iterations, initial=start, desc=f'train {cfg.method}', unit='it', disable=not progress)
+    if main:
+        rows = _log_rows(out/'log.csv', start)
+        logf = open(out/'log.csv', 'w', newline='')
+        log = csv.DictWriter(logf, LOG_FIELDS, extrasaction='ignore'); log.writeheader(); log.writerows(rows)
+        val_rows = _log_rows(out/'val.csv', start + 1)
+        valf = open(out/'val.csv', 'w', newline='')
+        vlog = csv.DictWriter(valf, ['iteration', 'val_dice']); vlog.writeheader(); vlog.writerows(val_rows)
+    bar = tqdm(total=cfg.iterations, initial=start, desc=f'train {cfg.method}', unit='it', disable=not (progress and main))
     model.train()
+    net = model if d.world == 1 else DistributedDataParallel(      # world > 1: gradients averaged over the ranks
+        model, device_ids=[device.index] if device.type == 'cuda' else None, broadcast_buffers=False)
     it = done = start      # `done`: iterations whose update is complete (what a checkpoint may claim)
     # A first Ctrl-C is held until the running iteration ends, so that the checkpoint it leaves is exactly the state after
     # `done` iterations (a forward pass already changes batch-norm statistics); a second one stops at once.
@@ -198,43 +257,56 @@ def train(prep, out, split: dict, cfg: TrainConfig, resume: bool = False, progre
         interrupted.append(signum)
     if threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGINT) is signal.default_int_handler:
         old_handler = signal.signal(signal.SIGINT, _on_sigint)
+    def checkpoint(validate_now: bool):
+        nonlocal best_dice
+        rngs = _gather(d, _rng_state()) if d.world > 1 else None
+        if len({tuple(c) for c in _gather(d, _checksums(model, *([method.teacher] if method.semi_supervised else [])))}) > 1:
+            raise BratsError(f"the {d.world} processes' weights differ at iteration {done}: the ranks are out of sync")
+        if not main: return
+        if validate_now and val:
+            dv = validate(model, val, cfg.patch, cfg.overlap, device, amp)
+            vlog.writerow(dict(iteration=done - 1, val_dice=dv)); valf.flush()
+            if dv > best_dice:
+                best_dice = dv
+                save_checkpoint(best, model, method, opt, done, cfg, extra(rngs))
+        save_checkpoint(last, model, method, opt, done, cfg, extra(rngs))
     try:
         t0 = time.time()
         for it, xl, yl, xu in step_batches(labelled, unlabelled, cfg.batch_labelled, cfg.batch_unlabelled,
-                                           start, cfg.iterations, cfg.workers):
+                                           start, cfg.iterations, cfg.workers, d.rank, d.world):
             lr = poly_lr(cfg.lr, it, cfg.iterations, cfg.poly_power)
             for g in opt.param_groups: g['lr'] = lr
             fmt = torch.channels_last_3d if cfg.channels_last else torch.contiguous_format
             xl, yl = xl.to(device, non_blocking=True, memory_format=fmt), yl.to(device, non_blocking=True)
             xu = None if xu is None else xu.to(device, non_blocking=True, memory_format=fmt)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
-                loss, logs = method.loss(model, xl, yl, xu, it, cfg.iterations)
+                loss, logs = method.loss(net, xl, yl, xu, it, cfg.iterations)
+            if d.world > 1:                                  # world > 1: log the mean over the ranks
+                keys = sorted(logs)
+                v = torch.tensor([float(logs[k]) for k in keys], dtype=torch.float64, device=device)
+                dist.all_reduce(v); logs = dict(zip(keys, (v / d.world).tolist()))
             if not math.isfinite(logs['loss']):
                 raise BratsError(f"training diverged at iteration {it}: loss is {logs['loss']} (try a lower learning rate)")
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
+            if d.world > 1:                                  # world > 1: rank 0's batch-norm statistics everywhere
+                for b in model.buffers(): dist.broadcast(b, 0)
             method.update(model, it)
             done = it + 1
-            log.writerow(dict(iteration=it, lr=lr, seconds=round(time.time() - t0, 3), **logs)); logf.flush()
+            if main: log.writerow(dict(iteration=it, lr=lr, seconds=round(time.time() - t0, 3), **logs)); logf.flush()
             bar.update(); bar.set_postfix(loss=f"{logs['loss']:.3f}", best=f"{best_dice:.3f}")
-            if done % cfg.val_every == 0 or done == cfg.iterations:
-                if val:
-                    d = validate(model, val, cfg.patch, cfg.overlap, device, amp)
-                    vlog.writerow(dict(iteration=it, val_dice=d)); valf.flush()
-                    if d > best_dice:
-                        best_dice = d
-                        save_checkpoint(best, model, method, opt, done, cfg, extra())
-                save_checkpoint(last, model, method, opt, done, cfg, extra())
-            if stop_at is not None and done >= stop_at:
-                save_checkpoint(last, model, method, opt, done, cfg, extra())
-                break
+            if done % cfg.val_every == 0 or done == cfg.iterations: checkpoint(True)
+            elif stop_at is not None and done >= stop_at: checkpoint(False)
+            if stop_at is not None and done >= stop_at: break
             if interrupted: raise KeyboardInterrupt
     except KeyboardInterrupt:
-        save_checkpoint(last, model, method, opt, done, cfg, extra())   # an unfinished iteration is redone on resume
+        if main: save_checkpoint(last, model, method, opt, done, cfg, extra())   # an unfinished iteration is redone on resume
         raise
     finally:
         if old_handler is not None: signal.signal(signal.SIGINT, old_handler)
-        bar.close(); logf.close(); valf.close()
-    if not val and (stop_at is None or stop_at >= cfg.iterations): save_checkpoint(best, model, method, opt, cfg.iterations, cfg, extra())
+        bar.close()
+        if main: logf.close(); valf.close()
+    if main and not val and (stop_at is None or stop_at >= cfg.iterations):
+        save_checkpoint(best, model, method, opt, cfg.iterations, cfg, extra())
     return dict(out=str(out), best_dice=best_dice, iterations=cfg.iterations, checkpoint_best=str(best), checkpoint_last=str(last))
