@@ -51,7 +51,7 @@ def _predict(args) -> dict:
     import SimpleITK as sitk
     from brats_ssl.io import read_image
     from brats_ssl.preprocess import preprocess_case
-    from brats_ssl.infer import predict_case
+    from brats_ssl.infer import predict_case, inference_window
     from brats_ssl.train import TrainConfig, build, resolve_device
     torch.manual_seed(0)
     dev = resolve_device(device)
@@ -63,8 +63,9 @@ def _predict(args) -> dict:
     mask, _ = predict_case(model, pre, cfg.patch, overlap, device=dev, amp=dev.type == 'cuda')
     secs = time.perf_counter() - t
     peak = torch.cuda.max_memory_allocated() / 2**20 if dev.type == 'cuda' else _peak_mb()
+    window = inference_window(pre.image.GetSize()[::-1], cfg.patch, model.size_multiple)
     return dict(case=Path(flair_path).name, size=list(flair.GetSize()), cropped=list(pre.image.GetSize()),
-                patch=list(cfg.patch), overlap=overlap, seconds=secs, peak_mb=peak)
+                patch=list(cfg.patch), window=list(window[::-1]), overlap=overlap, seconds=secs, peak_mb=peak)
 
 
 def _in_fresh_process(fn, args):
@@ -117,7 +118,8 @@ def main(argv=None) -> int:
         print(f"| train step {r['method']} {r['patch']}^3, 2+2 patches, UNet3D(16..256) | {r['seconds']:.2f} s, peak {r['peak_mb']:.0f} MB |")
     for s, v in res['uamt_over_mt'].items(): print(f"| UAMT / Mean Teacher step at {s}^3 (T=8) | {v:.2f}x |")
     p = res['predict']
-    print(f"| predict {p['case']} ({'x'.join(map(str, p['size']))}, crop {'x'.join(map(str, p['cropped']))}), patch {p['patch'][0]}^3, overlap {p['overlap']} | {p['seconds']:.1f} s, peak {p['peak_mb']:.0f} MB |")
+    print(f"| predict {p['case']} ({'x'.join(map(str, p['size']))}, crop {'x'.join(map(str, p['cropped']))}), UNet3D(16..256), "
+          f"window {'x'.join(map(str, p['window']))}, overlap {p['overlap']}, read + preprocess + predict + restore | {p['seconds']:.1f} s, peak {p['peak_mb']:.0f} MB |")
     if a.json: write_json(res, a.json); print(f"written {a.json}")
     return 0
 

@@ -4,7 +4,7 @@
 
 # %% ../nbs/13_cli.ipynb #07890f46
 from __future__ import annotations
-import argparse, json, sys, traceback
+import argparse, json, os, sys, traceback
 from dataclasses import fields
 from pathlib import Path
 from .io import BratsError
@@ -47,7 +47,8 @@ def _cmd_train(a):
         lab = [i for i in ids if load_record(a.prep, i).get('label')]
         split = split_cases(lab, a.labelled, a.val, a.test, [i for i in ids if i not in set(lab)], a.unlabelled, seed=a.split_seed)
     s = train(a.prep, a.out, split, cfg, resume=a.resume)
-    print(f"best validation Dice {s['best_dice']:.4f}; checkpoints in {a.out}")
+    if os.environ.get('RANK', '0') == '0':      # under torchrun, rank 0 speaks for all
+        print(f"best validation Dice {s['best_dice']:.4f}; checkpoints in {a.out}")
 
 def _cmd_predict(a):
     from brats_ssl.pipeline import predict_dataset
@@ -106,7 +107,7 @@ def parser() -> argparse.ArgumentParser:
     s.set_defaults(func=_cmd_evaluate)
     s = sub.add_parser('reproduce', help='the whole comparison (Table 1 and figures)', description='Synthetic data (or --data), preprocessing, the three methods, predictions, Table 1 and figures.')
     s.add_argument('--out', default='brats_ssl_reproduce'); s.add_argument('--data', default=None, help='a BraTS folder (default: synthetic cases)')
-    s.add_argument('--budget', choices=['quick', 'paper'], default='quick', help='quick: CPU minutes on small volumes; paper: the paper\'s GPU settings')
+    s.add_argument('--budget', choices=['quick', 'cpu-2mm', 'paper'], default='quick', help='quick: CPU minutes on synthetic volumes; cpu-2mm: a real BraTS folder at 2 mm on the CPU; paper: the paper\'s GPU settings')
     s.add_argument('--seeds', type=int, nargs='+', default=[0]); s.add_argument('--iterations', type=int, default=None)
     s.add_argument('--device', default='auto')
     s.set_defaults(func=_cmd_reproduce)

@@ -58,6 +58,15 @@ def resample(img: sitk.Image, spacing: float, interpolator=sitk.sitkLinear) -> s
                          origin.tolist(), new_sp.tolist(), img.GetDirection(), 0.0, sitk.sitkFloat32)
 
 # %% ../nbs/02_preprocess.ipynb #31b86946
+def _crop_offset(g: Geometry, s: Geometry) -> tuple[int, ...] | None:
+    "The (x, y, z) index of grid `g`'s first voxel in grid `s` when `g` is a crop of `s` (same spacing and direction), else None."
+    if not (np.allclose(g.spacing, s.spacing, rtol=1e-6, atol=0) and np.allclose(g.direction, s.direction, atol=1e-9)): return None
+    m = np.reshape(s.direction, (3, 3)) * np.asarray(s.spacing)
+    idx = np.linalg.solve(m, np.subtract(g.origin, s.origin))
+    r = np.round(idx)
+    if not np.allclose(idx, r, atol=1e-3) or (r < 0).any() or (r + g.size > np.asarray(s.size)).any(): return None
+    return tuple(int(v) for v in r)
+
 @dataclass
 class Preprocessed:
     "A preprocessed case: `image` (float32) and `label` (uint8 0/1 or None) on the processed grid, `source` the original FLAIR grid."
@@ -76,7 +85,12 @@ class Preprocessed:
             mask = self.grid.image(mask)
         elif Geometry.of(mask).differences(self.grid):
             raise BratsError("restore: the mask is not on the preprocessed image's grid: " + '; '.join(Geometry.of(mask).differences(self.grid)))
-        s = self.source
+        s, g = self.source, self.grid
+        offset = _crop_offset(g, s)
+        if offset is not None:                     # a crop of the source grid: paste the array, no interpolation
+            out = np.zeros(s.size[::-1], sitk.GetArrayViewFromImage(mask).dtype)
+            out[tuple(slice(o, o + n) for o, n in zip(offset[::-1], g.size[::-1]))] = sitk.GetArrayViewFromImage(mask)
+            return s.image(out)
         return sitk.Resample(mask, list(s.size), sitk.Transform(), interpolator, list(s.origin), list(s.spacing),
                              list(s.direction), 0, mask.GetPixelID())
 

@@ -4,7 +4,7 @@
 
 # %% ../nbs/08_train.ipynb #82bd35e9
 from __future__ import annotations
-import csv, datetime, json, math, os, platform, random, signal, sys, threading, time
+import csv, datetime, json, math, os, platform, random, signal, sys, threading, time, warnings
 from dataclasses import dataclass, asdict, fields
 from pathlib import Path
 import numpy as np
@@ -246,8 +246,10 @@ def _train(d: Dist, prep: Path, out: Path, split, cfg, resume, progress, stop_at
         vlog = csv.DictWriter(valf, ['iteration', 'val_dice']); vlog.writeheader(); vlog.writerows(val_rows)
     bar = tqdm(total=cfg.iterations, initial=start, desc=f'train {cfg.method}', unit='it', disable=not (progress and main))
     model.train()
+    if d.world > 1:   # DDP's note that the 1x1x1 head's channels-last gradient is copied into its bucket: harmless
+        warnings.filterwarnings('ignore', message='Grad strides do not match bucket view strides')
     net = model if d.world == 1 else DistributedDataParallel(      # world > 1: gradients averaged over the ranks
-        model, device_ids=[device.index] if device.type == 'cuda' else None, broadcast_buffers=False)
+        model, device_ids=[device.index] if device.type == 'cuda' else None)
     it = done = start      # `done`: iterations whose update is complete (what a checkpoint may claim)
     # A first Ctrl-C is held until the running iteration ends, so that the checkpoint it leaves is exactly the state after
     # `done` iterations (a forward pass already changes batch-norm statistics); a second one stops at once.
