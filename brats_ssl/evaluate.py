@@ -189,8 +189,9 @@ def table1(summaries: dict, reference: dict | None = None, digits: dict | None =
     return '\n'.join(lines + ([''] + notes if notes else []))
 
 # %% ../nbs/10_evaluate.ipynb #3bbad4cc
-def write_table1(summaries: dict, out_dir, reference: dict | None = None, reference_label: str = 'paper') -> tuple[Path, Path]:
-    "Write `out_dir/table1.md` (see `table1`) and `out_dir/table1.csv` atomically; returns the two paths."
+def write_table1(summaries: dict, out_dir, reference: dict | None = None, reference_label: str = 'paper',
+                 caption: str = '') -> tuple[Path, Path]:
+    "Write `out_dir/table1.md` (see `table1`; `caption` above it) and `out_dir/table1.csv` atomically; returns the two paths."
     out_dir = Path(out_dir)
     fields = ['method', 'source'] + [f"{k}_{s}" for k in METRICS for s in ('mean', 'std', 'n', 'n_excluded')]
     rows = []
@@ -206,7 +207,7 @@ def write_table1(summaries: dict, out_dir, reference: dict | None = None, refere
         rows.append(dict(method=name, source=reference_label, **{f"{k}_mean": ref.get(k) for k in METRICS}))
     csv_path = write_rows(rows, out_dir/'table1.csv', fields=fields)
     md_path = out_dir/'table1.md'
-    with atomic_path(md_path) as tmp: Path(tmp).write_text(table1(summaries, reference, reference_label=reference_label) + '\n')
+    with atomic_path(md_path) as tmp: Path(tmp).write_text((caption + '\n\n' if caption else '') + table1(summaries, reference, reference_label=reference_label) + '\n')
     return csv_path, md_path
 
 # %% ../nbs/10_evaluate.ipynb #1d963c22

@@ -101,7 +101,10 @@ def reproduce(out='brats_ssl_reproduce', data=None, budget: str = 'quick', metho
     summaries['Threshold (no learning)'] = summarise(thr_rows)
     rows += [dict(method='threshold', seed='', **x) for x in thr_rows]
     write_rows(rows, out/'per_case.csv')
-    write_table1(summaries, out, reference=PAPER_TABLE1)
+    n = len(test_cases)
+    spread = (f"mean ± std over the {n} test cases (seed {seeds[0]})" if len(seeds) == 1 else
+              f"networks: mean ± std across seeds {', '.join(map(str, seeds))} of the mean over the {n} test cases; threshold: mean ± std over the test cases")
+    write_table1(summaries, out, reference=PAPER_TABLE1, caption=f"Test set, {spread}. Rows marked (paper): the paper's Table 1 (BraTS 2019), for orientation.")
     by_method = {MODEL_NAMES.get(m, m): [r for r in rows if r['method'] == m and r['seed'] in (seeds[0], '')]
                  for m in (*methods, 'threshold')}
     by_method['Threshold (no learning)'] = by_method.pop('threshold')
