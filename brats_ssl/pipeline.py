@@ -52,7 +52,7 @@ def predict_dataset(checkpoint, data, out, overlap: float = 0.5, uncertainty: bo
 BUDGETS = {
     'quick': dict(n_phantoms=24, phantom_size=(80, 80, 52), phantom_spacing=(3.0, 3.0, 3.0), labelled=4, val=3, test=6, unlabelled=None, spacing=None,
                   train=dict(iterations=500, patch=(32, 32, 32), filters=(8, 16, 32, 64), lr=0.1, val_every=100, fg_prob=0.8)),
-    'paper': dict(n_phantoms=None, phantom_size=(80, 80, 52), phantom_spacing=(3.0, 3.0, 3.0), labelled=25, val=25, test=60, unlabelled=225, spacing=None,
+    'paper': dict(n_phantoms=None, phantom_size=None, phantom_spacing=None, labelled=25, val=25, test=60, unlabelled=225, spacing=None,
                   train=dict(iterations=6000, patch=(96, 96, 96), filters=(16, 32, 64, 128, 256), val_every=200)),
     'cpu-2mm': dict(n_phantoms=None, phantom_size=None, phantom_spacing=None, labelled=4, val=2, test=8, unlabelled=None, spacing=2.0,
                     train=dict(iterations=600, patch=(32, 32, 32), filters=(8, 16, 32, 64), lr=0.1, val_every=100, fg_prob=0.8)),
@@ -70,9 +70,9 @@ def reproduce(out='brats_ssl_reproduce', data=None, budget: str = 'quick', metho
     out = Path(out)
     t0 = time.time()
     if data is None:
-        if not b['n_phantoms'] and budget != 'paper': raise BratsError(f"budget {budget!r} is for a BraTS folder: give data")
+        if not b['n_phantoms']: raise BratsError(f"budget {budget!r} is for a BraTS folder: give data")
         data = out/'data'
-        write_phantoms(data, n=b['n_phantoms'] or 24, seed=0, size=b['phantom_size'], spacing=b['phantom_spacing'])
+        write_phantoms(data, n=b['n_phantoms'], seed=0, size=b['phantom_size'], spacing=b['phantom_spacing'])
     data = Path(data)
     preprocess_dataset(data, out/'prep', spacing=b['spacing'], progress=progress)
     labelled_ids = [c.id for c in find_cases(data) if c.labelled]

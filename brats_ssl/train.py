@@ -129,11 +129,18 @@ def _checksums(*modules) -> list[tuple[float, float]]:
             if torch.is_tensor(t) and t.is_floating_point()]
 
 # %% ../nbs/08_train.ipynb #02d0c7ef
+def _rng_state() -> dict:
+    return dict(torch=torch.get_rng_state(), cuda=torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None)
+
+def _set_rng_state(r: dict) -> None:
+    torch.set_rng_state(r['torch'])
+    if r['cuda'] is not None and torch.cuda.is_available(): torch.cuda.set_rng_state_all(r['cuda'])
+
 def save_checkpoint(path, model, method, opt, it: int, cfg: TrainConfig, extra: dict | None = None) -> Path:
     "Write a checkpoint atomically."
     state = dict(format='brats_ssl-checkpoint', version=brats_ssl.__version__, iteration=it, config=asdict(cfg),
                  model=model.state_dict(), method=method.state_dict(), optimizer=opt.state_dict(),
-                 rng=dict(torch=torch.get_rng_state(), cuda=torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None),
+                 rng=_rng_state(),
                  **(extra or {}))
     with atomic_path(path) as tmp: torch.save(state, tmp)
     return Path(path)
@@ -166,7 +173,6 @@ def validate(model, volumes, patch, overlap=0.5, device=None, amp=False) -> floa
         ref = np.asarray(y) > 0
         s = pred.sum() + ref.sum()
         dices.append(1.0 if s == 0 else 2 * (pred & ref).sum() / s)
-    model.train()
     return float(np.mean(dices))
 
 # %% ../nbs/08_train.ipynb #2a46bc52
@@ -181,13 +187,6 @@ def _environment(d: Dist) -> dict:
     return dict(python=sys.version.split()[0], platform=platform.platform(), brats_ssl=brats_ssl.__version__,
                 torch=torch.__version__, numpy=np.__version__, scipy=scipy.__version__, SimpleITK=SimpleITK.Version_VersionString(),
                 cuda=torch.cuda.get_device_name(0) if torch.cuda.is_available() else None, processes=d.world)
-
-def _rng_state() -> dict:
-    return dict(torch=torch.get_rng_state(), cuda=torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None)
-
-def _set_rng_state(r: dict) -> None:
-    torch.set_rng_state(r['torch'])
-    if r['cuda'] is not None and torch.cuda.is_available(): torch.cuda.set_rng_state_all(r['cuda'])
 
 def train(prep, out, split: dict, cfg: TrainConfig, resume: bool = False, progress: bool = True,
           stop_at: int | None = None) -> dict:
@@ -261,9 +260,11 @@ def _train(d: Dist, prep: Path, out: Path, split, cfg, resume, progress, stop_at
         old_handler = signal.signal(signal.SIGINT, _on_sigint)
     def checkpoint(validate_now: bool):
         nonlocal best_dice
-        rngs = _gather(d, _rng_state()) if d.world > 1 else None
-        if len({tuple(c) for c in _gather(d, _checksums(model, *([method.teacher] if method.semi_supervised else [])))}) > 1:
-            raise BratsError(f"the {d.world} processes' weights differ at iteration {done}: the ranks are out of sync")
+        rngs = None
+        if d.world > 1:                                      # world > 1: every rank's random state; ranks still in step?
+            rngs = _gather(d, _rng_state())
+            if len({tuple(c) for c in _gather(d, _checksums(model, *([method.teacher] if method.semi_supervised else [])))}) > 1:
+                raise BratsError(f"the {d.world} processes' weights differ at iteration {done}: the ranks are out of sync")
         if not main: return
         if validate_now and val:
             dv = validate(model, val, cfg.patch, cfg.overlap, device, amp)
