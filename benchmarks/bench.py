@@ -8,7 +8,7 @@ size, or CUDA peak allocation on a GPU) is their own. DIR defaults to $BRATS_DAT
 Speed is never asserted by a test: this script only measures.
 """
 from __future__ import annotations
-import argparse, json, multiprocessing as mp, os, platform, resource, sys, time
+import argparse, json, multiprocessing as mp, os, platform, resource, statistics, sys, time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -22,7 +22,7 @@ def _peak_mb() -> float:
 def _train_step(args) -> dict:
     method, size, steps, device = args
     import torch
-    from brats_ssl.train import TrainConfig, build, resolve_device
+    from brats_ssl.train import TrainConfig, build, heap_cache, resolve_device
     torch.manual_seed(0)
     dev = resolve_device(device)
     cfg = TrainConfig(method=method, patch=(size,) * 3, device=device)
@@ -33,16 +33,19 @@ def _train_step(args) -> dict:
     xu = torch.randn(2, 1, size, size, size, device=dev).to(memory_format=fmt)
     amp = dev.type == 'cuda' and cfg.amp
     times = []
-    for i in range(steps + 1):                                    # the first step warms up (and runs cuDNN's autotuner)
-        if dev.type == 'cuda': torch.cuda.synchronize()
-        t = time.perf_counter()
-        with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=amp):
-            loss, _ = meth.loss(model, xl, yl, xu if meth.semi_supervised else None, i, 1000)
-        opt.zero_grad(); loss.backward(); opt.step(); meth.update(model, i)
-        if dev.type == 'cuda': torch.cuda.synchronize()
-        times.append(time.perf_counter() - t)
-    peak = torch.cuda.max_memory_allocated() / 2**20 if dev.type == 'cuda' else _peak_mb()
-    return dict(method=method, patch=size, seconds=sum(times[1:]) / steps, peak_mb=peak)
+    with heap_cache(cfg.keep_heap and dev.type == 'cpu') as kept:    # as `train` does
+        for i in range(steps + 1):                                # the first step warms up (and runs cuDNN's autotuner)
+            if dev.type == 'cuda': torch.cuda.synchronize()
+            t = time.perf_counter()
+            with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=amp):
+                loss, _ = meth.loss(model, xl, yl, xu if meth.semi_supervised else None, i, 1000)
+            opt.zero_grad(); loss.backward(); opt.step(); meth.update(model, i)
+            if dev.type == 'cuda': torch.cuda.synchronize()
+            times.append(time.perf_counter() - t)
+        peak = torch.cuda.max_memory_allocated() / 2**20 if dev.type == 'cuda' else _peak_mb()
+    # the median step: robust to the odd step slowed by the rest of a shared machine
+    return dict(method=method, patch=size, seconds=statistics.median(times[1:]), step_seconds=times[1:], peak_mb=peak,
+                heap_cache=kept)
 
 
 def _predict(args) -> dict:
@@ -77,7 +80,7 @@ def main(argv=None) -> int:
     ap.add_argument('--data', type=Path, default=default_data())
     ap.add_argument('--cases', type=int, default=5, help='real cases for preprocessing and metrics')
     ap.add_argument('--sizes', type=int, nargs='+', default=[64, 96], help='training patch sizes')
-    ap.add_argument('--steps', type=int, default=3, help='timed training steps per method and size (after one warm-up)')
+    ap.add_argument('--steps', type=int, default=3, help='timed training steps per method and size (after one warm-up); the median is reported')
     ap.add_argument('--overlap', type=float, default=0.5)
     ap.add_argument('--device', default='auto')
     ap.add_argument('--json', type=Path)
@@ -122,7 +125,8 @@ def main(argv=None) -> int:
     print(f"| preprocess one real case (read + pipeline, {len(cases)} cases) | {res['preprocess']['seconds_per_case']:.2f} s |")
     print(f"| metrics per case: brats_ssl / medpy on 240x240x155 | {res['metrics']['ours_seconds']:.3f} s / {res['metrics']['medpy_seconds']:.2f} s ({res['metrics']['ratio']:.1f}x) |")
     for r in res['train']:
-        print(f"| train step {r['method']} {r['patch']}^3, 2+2 patches, UNet3D(16..256) | {r['seconds']:.2f} s, peak {r['peak_mb']:.0f} MB |")
+        heap = ', heap_cache' if r['heap_cache'] else ''
+        print(f"| train step {r['method']} {r['patch']}^3, 2+2 patches, UNet3D(16..256){heap} | {r['seconds']:.2f} s, peak {r['peak_mb']:.0f} MB |")
     for s, v in res['uamt_over_mt'].items(): print(f"| UAMT / Mean Teacher step at {s}^3 (T=8) | {v:.2f}x |")
     for p in res['predict']:
         print(f"| predict {p['case']} ({'x'.join(map(str, p['size']))}, crop {'x'.join(map(str, p['cropped']))}), UNet3D(16..256), "

@@ -4,7 +4,7 @@
 
 # %% ../nbs/08_train.ipynb #82bd35e9
 from __future__ import annotations
-import csv, datetime, json, math, os, platform, random, signal, sys, threading, time, warnings
+import contextlib, csv, ctypes, datetime, json, math, os, platform, random, signal, sys, threading, time, warnings
 from dataclasses import dataclass, asdict, fields
 from pathlib import Path
 import numpy as np
@@ -20,8 +20,8 @@ from .methods import make_method
 from .infer import sliding_window
 
 # %% auto #0
-__all__ = ['LOG_FIELDS', 'TrainConfig', 'poly_lr', 'resolve_device', 'build', 'Dist', 'init_distributed', 'save_checkpoint',
-           'load_checkpoint', 'model_from_checkpoint', 'validate', 'train']
+__all__ = ['LOG_FIELDS', 'TrainConfig', 'poly_lr', 'resolve_device', 'build', 'heap_cache', 'Dist', 'init_distributed',
+           'save_checkpoint', 'load_checkpoint', 'model_from_checkpoint', 'validate', 'train']
 
 # %% ../nbs/08_train.ipynb #4d6b0160
 @dataclass
@@ -56,6 +56,7 @@ class TrainConfig:
     device: str = 'auto'              # 'auto', 'cpu', 'cuda', 'cuda:1', ...
     amp: bool = True                  # bf16 autocast on CUDA (ignored on the CPU)
     channels_last: bool = True        # channels-last 3D memory layout (faster convolutions on CPU and GPU)
+    keep_heap: bool = True            # CPU on Linux: reuse freed memory instead of mapping fresh pages (see `heap_cache`)
 
     def __post_init__(self):
         self.patch, self.filters = tuple(self.patch), tuple(self.filters)
@@ -94,6 +95,34 @@ def build(cfg: TrainConfig, device=None):
     method.setup(model)
     opt = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
     return model, method, opt
+
+# %% ../nbs/08_train.ipynb #1c39bf38
+_M_TRIM_THRESHOLD, _M_MMAP_MAX = -1, -4       # glibc's mallopt parameters (malloc.h)
+_heap_depth = 0
+
+def _glibc():
+    "The C library when it is glibc and malloc has not been tuned by the user, else None."
+    if not sys.platform.startswith('linux') or platform.libc_ver()[0] != 'glibc': return None
+    if any(k.startswith('MALLOC_') for k in os.environ) or 'malloc' in os.environ.get('GLIBC_TUNABLES', ''): return None
+    if os.environ.get('LD_PRELOAD'): return None
+    try: libc = ctypes.CDLL('libc.so.6')
+    except OSError: return None
+    libc.mallopt.argtypes, libc.malloc_trim.argtypes = [ctypes.c_int, ctypes.c_int], [ctypes.c_size_t]
+    return libc
+
+@contextlib.contextmanager
+def heap_cache(on: bool = True):
+    "Within the block glibc reuses freed memory instead of mapping fresh pages; yields whether it took effect."
+    global _heap_depth
+    libc = _glibc() if on else None
+    if libc is None: yield False; return
+    if _heap_depth == 0: libc.mallopt(_M_MMAP_MAX, 0); libc.mallopt(_M_TRIM_THRESHOLD, 2**31 - 1)
+    _heap_depth += 1
+    try: yield True
+    finally:
+        _heap_depth -= 1
+        if _heap_depth == 0:        # glibc's defaults, and the kept memory back to the system
+            libc.mallopt(_M_MMAP_MAX, 65536); libc.mallopt(_M_TRIM_THRESHOLD, 128 * 1024); libc.malloc_trim(0)
 
 # %% ../nbs/08_train.ipynb #092fd9ea
 @dataclass(frozen=True)
@@ -193,7 +222,9 @@ def train(prep, out, split: dict, cfg: TrainConfig, resume: bool = False, progre
     """Train `cfg.method` on `prep` with `split`, writing checkpoints and logs to `out`; `stop_at` ends early after that
     iteration. Under `torchrun` every process calls it and rank 0 writes."""
     d = init_distributed(cfg.device)
-    try: return _train(d, Path(prep), Path(out), split, cfg, resume, progress, stop_at)
+    try:
+        with heap_cache(cfg.keep_heap and resolve_device(cfg.device).type == 'cpu'):
+            return _train(d, Path(prep), Path(out), split, cfg, resume, progress, stop_at)
     finally:
         if d.owner: dist.destroy_process_group()
 
@@ -211,7 +242,7 @@ def _train(d: Dist, prep: Path, out: Path, split, cfg, resume, progress, stop_at
     start, best_dice = 0, -1.0
     if resume and last.exists():
         st = load_checkpoint(last)
-        then, now = (json.loads(json.dumps(c)) for c in (st['config'], asdict(cfg)))
+        then, now = (json.loads(json.dumps(asdict(c))) for c in (TrainConfig.from_dict(st['config']), cfg))   # settings added later: their defaults
         if then != now:
             diff = sorted(k for k in now if then.get(k) != now[k])
             raise BratsError(f"{last}: cannot resume with a different configuration (differs in: {', '.join(diff)})")
