@@ -19,10 +19,10 @@ def _peak_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def _train_step(args) -> dict:
-    method, size, steps, device = args
+def _stepper(method: str, size: int, device: str):
+    "A function that runs one training step of `method` (batch 2 + 2 patches of size^3, UNet3D(16..256)) and times it."
     import torch
-    from brats_ssl.train import TrainConfig, build, heap_cache, resolve_device
+    from brats_ssl.train import TrainConfig, build, resolve_device
     torch.manual_seed(0)
     dev = resolve_device(device)
     cfg = TrainConfig(method=method, patch=(size,) * 3, device=device)
@@ -32,20 +32,29 @@ def _train_step(args) -> dict:
     yl = (torch.rand(2, size, size, size, device=dev) > 0.8).long()
     xu = torch.randn(2, 1, size, size, size, device=dev).to(memory_format=fmt)
     amp = dev.type == 'cuda' and cfg.amp
-    times = []
-    with heap_cache(cfg.keep_heap and dev.type == 'cpu') as kept:    # as `train` does
-        for i in range(steps + 1):                                # the first step warms up (and runs cuDNN's autotuner)
-            if dev.type == 'cuda': torch.cuda.synchronize()
-            t = time.perf_counter()
-            with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=amp):
-                loss, _ = meth.loss(model, xl, yl, xu if meth.semi_supervised else None, i, 1000)
-            opt.zero_grad(); loss.backward(); opt.step(); meth.update(model, i)
-            if dev.type == 'cuda': torch.cuda.synchronize()
-            times.append(time.perf_counter() - t)
+    it = iter(range(10**9))
+    def step() -> float:
+        i = next(it)
+        if dev.type == 'cuda': torch.cuda.synchronize()
+        t = time.perf_counter()
+        with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=amp):
+            loss, _ = meth.loss(model, xl, yl, xu if meth.semi_supervised else None, i, 1000)
+        opt.zero_grad(); loss.backward(); opt.step(); meth.update(model, i)
+        if dev.type == 'cuda': torch.cuda.synchronize()
+        return time.perf_counter() - t
+    return step, cfg, dev
+
+
+def _train_step(args) -> dict:
+    method, size, steps, device = args
+    import torch
+    from brats_ssl.train import heap_cache
+    step, cfg, dev = _stepper(method, size, device)
+    with heap_cache(cfg.keep_heap and dev.type == 'cpu') as kept:   # as `train` does
+        times = [step() for _ in range(steps + 1)][1:]               # the first step warms up (and runs cuDNN's autotuner)
         peak = torch.cuda.max_memory_allocated() / 2**20 if dev.type == 'cuda' else _peak_mb()
     # the median step: robust to the odd step slowed by the rest of a shared machine
-    return dict(method=method, patch=size, seconds=statistics.median(times[1:]), step_seconds=times[1:], peak_mb=peak,
-                heap_cache=kept)
+    return dict(method=method, patch=size, seconds=statistics.median(times), step_seconds=times, peak_mb=peak, heap_cache=kept)
 
 
 def _predict(args) -> dict:

@@ -103,8 +103,10 @@ _heap_depth = 0
 def _glibc():
     "The C library when it is glibc and malloc has not been tuned by the user, else None."
     if not sys.platform.startswith('linux') or platform.libc_ver()[0] != 'glibc': return None
-    if any(k.startswith('MALLOC_') for k in os.environ) or 'malloc' in os.environ.get('GLIBC_TUNABLES', ''): return None
-    if os.environ.get('LD_PRELOAD'): return None
+    tuned = ('MALLOC_MMAP_MAX_', 'MALLOC_MMAP_THRESHOLD_', 'MALLOC_TRIM_THRESHOLD_', 'MALLOC_TOP_PAD_')
+    tunables = os.environ.get('GLIBC_TUNABLES', '')
+    if any(k in os.environ for k in tuned) or 'malloc.mmap' in tunables or 'malloc.trim' in tunables: return None
+    if 'malloc' in os.environ.get('LD_PRELOAD', ''): return None      # jemalloc, tcmalloc, mimalloc
     try: libc = ctypes.CDLL('libc.so.6')
     except OSError: return None
     libc.mallopt.argtypes, libc.malloc_trim.argtypes = [ctypes.c_int, ctypes.c_int], [ctypes.c_size_t]
