@@ -245,8 +245,8 @@ def _train(d: Dist, prep: Path, out: Path, split, cfg, resume, progress, stop_at
     if resume and last.exists():
         st = load_checkpoint(last)
         then, now = (json.loads(json.dumps(asdict(c))) for c in (TrainConfig.from_dict(st['config']), cfg))   # settings added later: their defaults
-        if then != now:
-            diff = sorted(k for k in now if then.get(k) != now[k])
+        diff = sorted(k for k in now if then.get(k) != now[k] and k != 'keep_heap')    # memory use only: may change
+        if diff:
             raise BratsError(f"{last}: cannot resume with a different configuration (differs in: {', '.join(diff)})")
         model.load_state_dict(st['model']); method.load_state_dict(st['method']); opt.load_state_dict(st['optimizer'])
         start, best_dice = st['iteration'], st.get('best_dice', -1.0)
