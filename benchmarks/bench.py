@@ -8,7 +8,7 @@ size, or CUDA peak allocation on a GPU) is their own. DIR defaults to $BRATS_DAT
 Speed is never asserted by a test: this script only measures.
 """
 from __future__ import annotations
-import argparse, json, multiprocessing as mp, os, platform, resource, statistics, sys, time
+import argparse, itertools, json, multiprocessing as mp, os, platform, resource, statistics, sys, time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -20,9 +20,10 @@ def _peak_mb() -> float:
 
 
 def _stepper(method: str, size: int, device: str):
-    "A function that runs one training step of `method` (batch 2 + 2 patches of size^3, UNet3D(16..256)) and times it."
+    """A function that runs one training step of `method` (batch 2 + 2 patches of size^3, UNet3D(16..256)) and times it,
+    the device, and the memory setting `train` would run it under (`heap_cache`)."""
     import torch
-    from brats_ssl.train import TrainConfig, build, resolve_device
+    from brats_ssl.train import TrainConfig, build, heap_cache, resolve_device
     torch.manual_seed(0)
     dev = resolve_device(device)
     cfg = TrainConfig(method=method, patch=(size,) * 3, device=device)
@@ -32,7 +33,7 @@ def _stepper(method: str, size: int, device: str):
     yl = (torch.rand(2, size, size, size, device=dev) > 0.8).long()
     xu = torch.randn(2, 1, size, size, size, device=dev).to(memory_format=fmt)
     amp = dev.type == 'cuda' and cfg.amp
-    it = iter(range(10**9))
+    it = itertools.count()
     def step() -> float:
         i = next(it)
         if dev.type == 'cuda': torch.cuda.synchronize()
@@ -42,15 +43,14 @@ def _stepper(method: str, size: int, device: str):
         opt.zero_grad(); loss.backward(); opt.step(); meth.update(model, i)
         if dev.type == 'cuda': torch.cuda.synchronize()
         return time.perf_counter() - t
-    return step, cfg, dev
+    return step, dev, heap_cache(cfg.keep_heap and dev.type == 'cpu')
 
 
 def _train_step(args) -> dict:
     method, size, steps, device = args
     import torch
-    from brats_ssl.train import heap_cache
-    step, cfg, dev = _stepper(method, size, device)
-    with heap_cache(cfg.keep_heap and dev.type == 'cpu') as kept:   # as `train` does
+    step, dev, heap = _stepper(method, size, device)
+    with heap as kept:
         times = [step() for _ in range(steps + 1)][1:]               # the first step warms up (and runs cuDNN's autotuner)
         peak = torch.cuda.max_memory_allocated() / 2**20 if dev.type == 'cuda' else _peak_mb()
     # the median step: robust to the odd step slowed by the rest of a shared machine
@@ -64,7 +64,7 @@ def _predict(args) -> dict:
     from brats_ssl.io import read_image
     from brats_ssl.preprocess import preprocess_case
     from brats_ssl.infer import predict_case, inference_window
-    from brats_ssl.train import TrainConfig, build, resolve_device
+    from brats_ssl.train import TrainConfig, build, heap_cache, resolve_device
     torch.manual_seed(0)
     dev = resolve_device(device)
     cfg = TrainConfig(device=device)

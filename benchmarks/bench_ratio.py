@@ -16,9 +16,8 @@ from bench import _in_fresh_process, _stepper  # noqa: E402
 
 def _pairs(args) -> list[tuple[float, float]]:
     size, pairs, device = args
-    from brats_ssl.train import heap_cache
-    (mt, cfg, dev), (uamt, _, _) = _stepper('mt', size, device), _stepper('uamt', size, device)
-    with heap_cache(cfg.keep_heap and dev.type == 'cpu'):          # as `train` does
+    (mt, _, heap), (uamt, _, _) = _stepper('mt', size, device), _stepper('uamt', size, device)
+    with heap:
         mt(); uamt()                                                  # warm-up
         return [(mt(), uamt()) for _ in range(pairs)]
 

@@ -225,19 +225,19 @@ def train(prep, out, split: dict, cfg: TrainConfig, resume: bool = False, progre
     iteration. Under `torchrun` every process calls it and rank 0 writes."""
     d = init_distributed(cfg.device)
     try:
-        with heap_cache(cfg.keep_heap and resolve_device(cfg.device).type == 'cpu'):
-            return _train(d, Path(prep), Path(out), split, cfg, resume, progress, stop_at)
+        device = resolve_device(cfg.device)
+        if d.world > 1 and device.type == 'cuda': device = torch.device('cuda', d.local_rank)
+        with heap_cache(cfg.keep_heap and device.type == 'cpu'):
+            return _train(d, device, Path(prep), Path(out), split, cfg, resume, progress, stop_at)
     finally:
         if d.owner: dist.destroy_process_group()
 
-def _train(d: Dist, prep: Path, out: Path, split, cfg, resume, progress, stop_at) -> dict:
+def _train(d: Dist, device: torch.device, prep: Path, out: Path, split, cfg, resume, progress, stop_at) -> dict:
     main = d.rank == 0
     last, best = out/'checkpoint_last.pt', out/'checkpoint_best.pt'
     if not resume and last.exists():
         raise BratsError(f"{out}: holds a run already (checkpoint_last.pt); use resume, or another output folder")
     torch.manual_seed(cfg.seed); random.seed(cfg.seed); np.random.seed(cfg.seed)
-    device = resolve_device(cfg.device)
-    if d.world > 1 and device.type == 'cuda': device = torch.device('cuda', d.local_rank)
     amp = cfg.amp and device.type == 'cuda'
     model, method, opt = build(cfg, device)
     if d.world > 1: torch.manual_seed(cfg.seed + 7919 * (d.rank + 1))   # world > 1: own dropout and noise on each rank
