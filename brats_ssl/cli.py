@@ -66,7 +66,7 @@ def _cmd_evaluate(a):
 
 def _cmd_reproduce(a):
     from brats_ssl.pipeline import reproduce
-    over = {k: v for k, v in dict(iterations=a.iterations).items() if v is not None}
+    over = {k: v for k, v in dict(iterations=a.iterations, folds=a.folds).items() if v is not None}
     reproduce(a.out, data=a.data, budget=a.budget, seeds=tuple(a.seeds), device=a.device, **over)
     print((Path(a.out)/'table1.md').read_text())
 
@@ -107,8 +107,9 @@ def parser() -> argparse.ArgumentParser:
     s.set_defaults(func=_cmd_evaluate)
     s = sub.add_parser('reproduce', help='the whole comparison (Table 1 and figures)', description='Synthetic data (or --data), preprocessing, the three methods, predictions, Table 1 and figures.')
     s.add_argument('--out', default='brats_ssl_reproduce'); s.add_argument('--data', default=None, help='a BraTS folder (default: synthetic cases)')
-    s.add_argument('--budget', choices=['quick', 'cpu-2mm', 'paper'], default='quick', help='quick: CPU minutes on synthetic volumes; cpu-2mm: a real BraTS folder at 2 mm on the CPU; paper: the paper\'s GPU settings')
+    s.add_argument('--budget', choices=['quick', 'cpu-3mm', 'paper'], default='quick', help='quick: CPU minutes on synthetic volumes; cpu-3mm: a real BraTS folder at 3 mm on the CPU, 3-fold cross-validation; paper: the paper\'s GPU settings')
     s.add_argument('--seeds', type=int, nargs='+', default=[0]); s.add_argument('--iterations', type=int, default=None)
+    s.add_argument('--folds', type=int, default=None, help="cross-validation: every labelled case a test case once (default: the budget's)")
     s.add_argument('--device', default='auto')
     s.set_defaults(func=_cmd_reproduce)
     return p

@@ -4,7 +4,7 @@
 
 # %% ../nbs/03_data.ipynb #1d3d653a
 from __future__ import annotations
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 import numpy as np
 import torch
@@ -13,7 +13,8 @@ from .io import BratsError
 from .preprocess import load_arrays
 
 # %% auto #0
-__all__ = ['split_cases', 'PatchParams', 'draw_patch', 'apply_patch', 'PatchDataset', 'step_batches', 'load_volumes']
+__all__ = ['INTENSITY_RANGES', 'split_cases', 'cv_splits', 'PatchParams', 'draw_patch', 'apply_patch', 'apply_intensity',
+           'PatchDataset', 'step_batches', 'load_volumes']
 
 # %% ../nbs/03_data.ipynb #2e79fd72
 def _count(n, total: int) -> int:
@@ -33,23 +34,50 @@ def split_cases(labelled_ids: list[str], n_labelled, n_val, n_test, unlabelled_i
     if n_unlabelled is not None: unl = sorted(unl[i] for i in np.random.default_rng(seed + 1).permutation(len(unl))[:_count(n_unlabelled, len(unl))])
     return dict(labelled=sorted(lab), unlabelled=unl, val=sorted(val), test=sorted(test))
 
+# %% ../nbs/03_data.ipynb #772d82e1
+def cv_splits(labelled_ids: list[str], folds: int, n_labelled, n_val, unlabelled_ids: list[str] = (), seed: int = 0) -> list[dict]:
+    "`folds` seeded splits (see `split_cases`) whose test sets partition `labelled_ids`; the rest of each fold: labelled, val, unlabelled."
+    ids = sorted(labelled_ids)
+    if not 2 <= folds <= len(ids): raise BratsError(f"cross-validation: need 2 to {len(ids)} folds for {len(ids)} labelled cases, got {folds}")
+    order = [ids[i] for i in np.random.default_rng(seed).permutation(len(ids))]
+    out = []
+    for k in range(folds):
+        test = order[k::folds]
+        rest = [c for c in order if c not in set(test)]
+        nl, nv = _count(n_labelled, len(rest)), _count(n_val, len(rest))
+        if nl < 1 or nv < 0 or nl + nv > len(rest):
+            raise BratsError(f"cross-validation fold {k}: {nl} labelled + {nv} validation cases asked for, but {len(rest)} non-test cases have labels")
+        out.append(dict(labelled=sorted(rest[nv:nv + nl]), unlabelled=sorted(rest[nv + nl:] + sorted(unlabelled_ids)),
+                        val=sorted(rest[:nv]), test=sorted(test)))
+    return out
+
 # %% ../nbs/03_data.ipynb #5d406085
 @dataclass(frozen=True)
 class PatchParams:
-    "Where to cut a patch from a volume [z, y, x] and how to rotate and flip it."
+    "Where to cut a patch from a volume [z, y, x], how to rotate and flip it, and how to change its brain intensities."
     start: tuple          # corner of the patch in the (padded) volume, [z, y, x]
     k: int = 0            # number of 90-degree rotations in the axial (y, x) plane
     flip: int | None = None  # axis flipped after rotation (0, 1 or 2), or None
+    gamma: float = 1.0    # intensity: brain voxels mapped to [0, 1] over the patch, raised to `gamma`, mapped back
+    scale: float = 1.0    # then multiplied by `scale`
+    shift: float = 0.0    # and shifted by `shift` (background voxels, 0, stay 0)
 
 def _padding(shape, patch):
     return [(max((p - s + 1) // 2, 0), max(p - s - (p - s + 1) // 2, 0)) for s, p in zip(shape, patch)]
 
-def draw_patch(rng: np.random.Generator, shape, patch, augment: bool = True) -> PatchParams:
-    "Random parameters for a `patch`-sized crop of a volume of `shape` (after padding), with rotation and flip if `augment`."
+INTENSITY_RANGES = dict(gamma=(0.7, 1.5), scale=(0.8, 1.25), shift=(-0.3, 0.3))   # gamma and scale: log-uniform
+
+def draw_patch(rng: np.random.Generator, shape, patch, augment: bool = True, intensity: float = 0.0) -> PatchParams:
+    """Random parameters for a `patch`-sized crop of a volume of `shape` (after padding), with rotation and flip if `augment`,
+    and with probability `intensity` a random gamma, scale and shift (`INTENSITY_RANGES`)."""
     padded = [s + a + b for s, (a, b) in zip(shape, _padding(shape, patch))]
     start = tuple(int(rng.integers(0, s - p + 1)) for s, p in zip(padded, patch))
     if not augment: return PatchParams(start)
-    return PatchParams(start, int(rng.integers(0, 4)), int(rng.integers(0, 3)))
+    p = PatchParams(start, int(rng.integers(0, 4)), int(rng.integers(0, 3)))
+    if intensity > 0 and rng.random() < intensity:     # nothing is drawn when off: the spatial draws stay as they were
+        g, s = (float(np.exp(rng.uniform(*np.log(INTENSITY_RANGES[k])))) for k in ('gamma', 'scale'))
+        p = replace(p, gamma=g, scale=s, shift=float(rng.uniform(*INTENSITY_RANGES['shift'])))
+    return p
 
 def apply_patch(x: np.ndarray, p: PatchParams, patch) -> np.ndarray:
     "Cut, rotate and flip a patch of `x` [z, y, x] (padded with zeros when smaller than the patch)."
@@ -60,13 +88,28 @@ def apply_patch(x: np.ndarray, p: PatchParams, patch) -> np.ndarray:
     if p.flip is not None: out = np.flip(out, p.flip)
     return np.ascontiguousarray(out)
 
+def apply_intensity(x: np.ndarray, p: PatchParams) -> np.ndarray:
+    "The image patch `x` with `p`'s gamma, scale and shift applied to its brain (non-zero) voxels; a new array."
+    if (p.gamma, p.scale, p.shift) == (1.0, 1.0, 0.0): return x
+    out, b = x.copy(), x != 0
+    v = out[b]
+    if v.size == 0: return out
+    if p.gamma != 1.0:
+        lo, hi = float(v.min()), float(v.max())
+        if hi > lo: v = lo + (hi - lo) * ((v - lo) / (hi - lo)) ** p.gamma
+    out[b] = v * p.scale + p.shift
+    return out
+
 # %% ../nbs/03_data.ipynb #e0d29db0
 class PatchDataset(Dataset):
     "Random patches from volumes: item `i` is `(x (1, D, H, W) float32, y (D, H, W) int64)`; y is all -1 for unlabelled volumes."
     def __init__(self, volumes: list[tuple[np.ndarray, np.ndarray | None]], patch, seed: int = 0,
-                 augment: bool = True, fg_prob: float = 0.0):
+                 augment: bool = True, fg_prob: float = 0.0, intensity: float = 0.0):
         if not volumes: raise BratsError("PatchDataset: no volumes")
+        for name, q in (('fg_prob', fg_prob), ('intensity', intensity)):
+            if not 0 <= q <= 1: raise BratsError(f"PatchDataset: {name} must be a probability in [0, 1], got {q}")
         self.volumes, self.patch, self.seed, self.augment, self.fg_prob = volumes, tuple(patch), seed, augment, fg_prob
+        self.intensity = intensity
         if self.augment and self.patch[1] != self.patch[2]:
             raise BratsError(f"patch {self.patch}: axial rotations need equal y and x sizes")
 
@@ -77,20 +120,20 @@ class PatchDataset(Dataset):
         rng = np.random.default_rng([self.seed, i])
         v = int(rng.integers(len(self.volumes)))
         x, y = self.volumes[v]
-        p = draw_patch(rng, x.shape, self.patch, self.augment)
+        p = draw_patch(rng, x.shape, self.patch, self.augment, self.intensity)
         if y is not None and self.fg_prob > 0 and rng.random() < self.fg_prob:
             fg = np.argwhere(y > 0)
             if len(fg):
                 c = fg[rng.integers(len(fg))] + [a for a, _ in _padding(x.shape, self.patch)]
                 padded = [s + a + b for s, (a, b) in zip(x.shape, _padding(x.shape, self.patch))]
                 start = tuple(int(np.clip(ci - n // 2, 0, s - n)) for ci, n, s in zip(c, self.patch, padded))
-                p = PatchParams(start, p.k, p.flip)
+                p = replace(p, start=start)
         return v, p
 
     def __getitem__(self, i: int):
         v, p = self.params(i)
         x, y = self.volumes[v]
-        xp = torch.from_numpy(apply_patch(np.asarray(x, np.float32), p, self.patch))[None]
+        xp = torch.from_numpy(apply_intensity(apply_patch(np.asarray(x, np.float32), p, self.patch), p))[None]
         yp = (torch.full(self.patch, -1, dtype=torch.int64) if y is None
               else torch.from_numpy(apply_patch(np.asarray(y), p, self.patch).astype(np.int64)))
         return xp, yp

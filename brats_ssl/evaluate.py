@@ -13,6 +13,7 @@ from scipy.stats import wilcoxon
 from tqdm.auto import tqdm
 from .io import BratsError, Geometry, find_cases, read_case, read_image, write_image, atomic_path
 from .metrics import segmentation_metrics
+from .infer import largest_component
 from .preprocess import brain_mask, bounding_box, check_flair
 
 # %% auto #0
@@ -300,15 +301,10 @@ def _zscore_brain(arr: np.ndarray, what: str = 'FLAIR') -> tuple[tuple, np.ndarr
     if std == 0: raise BratsError(f"{what}: brain intensities are constant: cannot z-score")
     return sl, (x - mean) / std, b
 
-def _largest_component(m: np.ndarray, connectivity: int) -> np.ndarray:
-    lab, n = ndi.label(m, structure=ndi.generate_binary_structure(3, {6: 1, 18: 2, 26: 3}[connectivity]))
-    if n <= 1: return m
-    return lab == (np.argmax(np.bincount(lab.ravel())[1:]) + 1)
-
 def _threshold_mask(z: np.ndarray, brain: np.ndarray, t: float, connectivity: int, opening: bool) -> np.ndarray:
     m = brain & (z > t)
     if opening: m = ndi.binary_opening(m, structure=ndi.generate_binary_structure(3, 1))
-    return _largest_component(m, connectivity)
+    return largest_component(m, connectivity)
 
 # %% ../nbs/10_evaluate.ipynb #8752cf27
 def threshold_segmentation(flair, z: float = THRESHOLD_Z, connectivity: int = 6, opening: bool = True) -> np.ndarray:
@@ -339,10 +335,11 @@ def threshold_predictions(data, out_dir, z: float = THRESHOLD_Z, connectivity: i
 
 # %% ../nbs/10_evaluate.ipynb #809f3342
 def threshold_scan(data, zs=tuple(np.round(np.arange(0.6, 2.01, 0.1), 2)), connectivity: int = 6, opening: bool = True,
-                   progress: bool = True) -> dict:
-    """Dice of `threshold_segmentation` for every labelled case under `data` and every threshold in `zs`:
-    {'cases': ids, 'z': thresholds, 'dice': array [case, threshold]}. Used to choose `THRESHOLD_Z`."""
-    cases = [c for c in find_cases(data) if c.labelled]
+                   progress: bool = True, ids=None) -> dict:
+    """Dice of `threshold_segmentation` for every labelled case under `data` (or only those in `ids`) and every threshold
+    in `zs`: {'cases': ids, 'z': thresholds, 'dice': array [case, threshold]}. Used to choose `THRESHOLD_Z`, and by
+    `reproduce` to tune the threshold of each cross-validation fold on that fold's non-test cases."""
+    cases = [c for c in find_cases(data) if c.labelled and (ids is None or c.id in set(ids))]
     if not cases: raise BratsError(f"{data}: no labelled case: nothing to tune on")
     zs = [float(t) for t in zs]
     out = np.zeros((len(cases), len(zs)))

@@ -9,15 +9,17 @@ import numpy as np
 import SimpleITK as sitk
 import torch
 import torch.nn.functional as F
+from scipy import ndimage as ndi
 from .preprocess import Preprocessed
 
 # %% auto #0
-__all__ = ['MAX_WINDOW_VOXELS', 'window_starts', 'inference_window', 'fuse_batchnorm', 'sliding_window', 'entropy_map',
-           'predict_case']
+__all__ = ['MAX_WINDOW_VOXELS', 'POSTPROCESS', 'window_starts', 'inference_window', 'fuse_batchnorm', 'sliding_window',
+           'largest_component', 'postprocess', 'entropy_map', 'predict_case']
 
 # %% ../nbs/07_infer.ipynb #546510e0
 def window_starts(size: int, patch: int, overlap: float) -> list[int]:
-    "Start positions along one axis: windows of `patch` covering [0, size) with at least `overlap` of a patch shared."
+    "Start positions along one axis: windows of `patch` covering [0, size) with at least `overlap` (in [0, 1)) of a patch shared."
+    if not 0 <= overlap < 1: raise ValueError(f"overlap must be in [0, 1) (a fraction of the window shared with the next), got {overlap}")
     if size <= patch: return [0]
     stride = max(int(patch * (1 - overlap)), 1)
     n = math.ceil((size - patch) / stride) + 1
@@ -72,15 +74,33 @@ def sliding_window(model: torch.nn.Module, x, patch, overlap: float = 0.5, batch
             cnt[a:a + patch[0], b:b + patch[1], c:c + patch[2]] += 1
     return (acc / cnt)[:, :shape[0], :shape[1], :shape[2]]
 
+# %% ../nbs/07_infer.ipynb #3ab2da3d
+POSTPROCESS = ('none', 'largest')
+
+def largest_component(mask: np.ndarray, connectivity: int = 6) -> np.ndarray:
+    "The largest `connectivity` (6, 18 or 26) connected component of a 3D boolean mask (the mask itself when it has at most one)."
+    if connectivity not in (6, 18, 26): raise ValueError(f"connectivity must be 6, 18 or 26, not {connectivity!r}")
+    lab, n = ndi.label(mask, structure=ndi.generate_binary_structure(3, {6: 1, 18: 2, 26: 3}[connectivity]))
+    if n <= 1: return np.asarray(mask, bool)
+    return lab == (np.argmax(np.bincount(lab.ravel())[1:]) + 1)
+
+def postprocess(mask: np.ndarray, mode: str = 'none') -> np.ndarray:
+    "A boolean mask post-processed by `mode`: 'none' (unchanged) or 'largest' (largest face-connected component)."
+    if mode not in POSTPROCESS: raise ValueError(f"unknown post-processing {mode!r}: choose one of {', '.join(POSTPROCESS)}")
+    m = np.asarray(mask, bool)
+    return largest_component(m) if mode == 'largest' else m
+
 # %% ../nbs/07_infer.ipynb #22829ffe
 def entropy_map(probs: torch.Tensor) -> np.ndarray:
     "Entropy (nats) of class probabilities (C, D, H, W) -> (D, H, W) float32."
     return (-(probs * torch.log(probs.clamp_min(1e-8))).sum(0)).numpy().astype(np.float32)
 
 def predict_case(model, pre: Preprocessed, patch, overlap: float = 0.5, batch: int = 2, device=None,
-                 amp: bool = False, uncertainty: bool = False) -> tuple[sitk.Image, sitk.Image | None]:
-    "The uint8 whole-tumour mask of a preprocessed case on its original grid, and optionally the float32 uncertainty map."
+                 amp: bool = False, uncertainty: bool = False, post: str = 'none') -> tuple[sitk.Image, sitk.Image | None]:
+    """The uint8 whole-tumour mask of a preprocessed case on its original grid (tumour probability restored linearly,
+    > 0.5, then `postprocess(mask, post)`), and optionally the float32 uncertainty map."""
     probs = sliding_window(model, sitk.GetArrayViewFromImage(pre.image), patch, overlap, batch, device, amp)
-    mask = pre.restore(probs.argmax(0).numpy().astype(np.uint8))
+    fg = pre.restore(probs[1:].sum(0).numpy().astype(np.float32), sitk.sitkLinear)
+    mask = pre.source.image(postprocess(sitk.GetArrayViewFromImage(fg) > 0.5, post).astype(np.uint8))
     unc = pre.restore(entropy_map(probs), sitk.sitkLinear) if uncertainty else None
     return mask, unc

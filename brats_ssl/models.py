@@ -8,54 +8,64 @@ import torch
 from torch import nn
 
 # %% auto #0
-__all__ = ['UNet3D', 'count_parameters', 'enable_dropout']
+__all__ = ['NORMS', 'UNet3D', 'count_parameters', 'enable_dropout']
 
 # %% ../nbs/04_models.ipynb #59685881
-def _conv_block(c_in: int, c_out: int, batchnorm: bool = True) -> nn.Sequential:
-    "Two (3x3x3 conv, padding 1) -> [BatchNorm3d] -> ReLU layers: (B, c_in, D, H, W) -> (B, c_out, D, H, W)."
+NORMS = {'batch': nn.BatchNorm3d, 'instance': lambda c: nn.InstanceNorm3d(c, affine=True), None: None}
+
+def _norm_name(norm):
+    "'batch', 'instance' or None; `True` / `False` (the former `batchnorm` flag) mean 'batch' / None."
+    if norm is True: return 'batch'
+    if norm is False or norm == 'none': return None
+    if norm not in NORMS: raise ValueError(f"unknown norm {norm!r}: choose 'batch', 'instance' or None")
+    return norm
+
+def _conv_block(c_in: int, c_out: int, norm='batch') -> nn.Sequential:
+    "Two (3x3x3 conv, padding 1) -> [norm] -> ReLU layers: (B, c_in, D, H, W) -> (B, c_out, D, H, W)."
+    make = NORMS[_norm_name(norm)]
     layers = []
     for c in (c_in, c_out):
-        layers.append(nn.Conv3d(c, c_out, kernel_size=3, padding=1, bias=not batchnorm))
-        if batchnorm: layers.append(nn.BatchNorm3d(c_out))
+        layers.append(nn.Conv3d(c, c_out, kernel_size=3, padding=1, bias=make is None))
+        if make is not None: layers.append(make(c_out))
         layers.append(nn.ReLU(inplace=True))
     return nn.Sequential(*layers)
 
 # %% ../nbs/04_models.ipynb #e9ef5462
 class UNet3D(nn.Module):
-    """3D U-Net: `len(filters)` levels of two 3x3x3 convs (+ BatchNorm3d) + ReLU, 2x2x2 max-pooling, channel
+    """3D U-Net: `len(filters)` levels of two 3x3x3 convs (+ `norm`: 'batch', 'instance' or None) + ReLU, 2x2x2 max-pooling, channel
     dropout `p=dropout` at the bottleneck, 2x2x2 stride-2 transposed convs, concatenated skips, 1x1x1 head.
 
     Input `(B, in_channels, D, H, W)` with D, H, W divisible by `size_multiple = 2**(len(filters)-1)`;
     output: logits `(B, n_classes, D, H, W)` (apply softmax over dim 1 for probabilities)."""
     def __init__(self, in_channels: int = 1, n_classes: int = 2, filters=(16, 32, 64, 128, 256),
-                 batchnorm: bool = True, dropout: float = 0.3):
+                 norm='batch', dropout: float = 0.3):
         super().__init__()
         filters = tuple(int(f) for f in filters)
         if len(filters) < 2: raise ValueError(f"UNet3D needs at least 2 levels (len(filters) >= 2), got filters={filters}")
         if min(filters) < 1 or in_channels < 1 or n_classes < 1:
             raise ValueError(f"channel counts must be positive: in_channels={in_channels}, n_classes={n_classes}, filters={filters}")
         if not 0 <= dropout < 1: raise ValueError(f"dropout must be a probability in [0, 1), got {dropout}")
-        self.in_channels, self.n_classes, self.filters = in_channels, n_classes, filters
+        self.in_channels, self.n_classes, self.filters, self.norm = in_channels, n_classes, filters, _norm_name(norm)
         self.size_multiple = 2 ** (len(filters) - 1)
-        self.encoders = nn.ModuleList(_conv_block(c_in, c_out, batchnorm)
+        self.encoders = nn.ModuleList(_conv_block(c_in, c_out, self.norm)
                                       for c_in, c_out in zip((in_channels,) + filters[:-1], filters))
         self.pool = nn.MaxPool3d(2)
         self.dropout = nn.Dropout3d(dropout)
         # decoder, from the deepest level up: ups[j] and decoders[j] bring level L-1-j to level L-2-j
         self.ups = nn.ModuleList(nn.ConvTranspose3d(filters[i + 1], filters[i], kernel_size=2, stride=2)
                                  for i in reversed(range(len(filters) - 1)))
-        self.decoders = nn.ModuleList(_conv_block(2 * filters[i], filters[i], batchnorm)
+        self.decoders = nn.ModuleList(_conv_block(2 * filters[i], filters[i], self.norm)
                                       for i in reversed(range(len(filters) - 1)))
         self.head = nn.Conv3d(filters[0], n_classes, kernel_size=1)
         self.reset_parameters()
 
     def reset_parameters(self):
-        "Kaiming-normal (fan-in, ReLU gain) conv weights, zero conv biases; batch-norm weight 1, bias 0."
+        "Kaiming-normal (fan-in, ReLU gain) conv weights, zero conv biases; normalisation weight 1, bias 0."
         for m in self.modules():
             if isinstance(m, (nn.Conv3d, nn.ConvTranspose3d)):
                 nn.init.kaiming_normal_(m.weight, nonlinearity='relu')
                 if m.bias is not None: nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.BatchNorm3d):
+            elif isinstance(m, (nn.BatchNorm3d, nn.InstanceNorm3d)) and m.affine:
                 nn.init.ones_(m.weight); nn.init.zeros_(m.bias)
 
     def check_input(self, x: torch.Tensor):

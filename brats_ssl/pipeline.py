@@ -5,16 +5,17 @@
 # %% ../nbs/12_pipeline.ipynb #fafd4c90
 from __future__ import annotations
 import time
+import numpy as np
 from pathlib import Path
 from tqdm.auto import tqdm
 from .io import BratsError, find_cases, read_case, read_image, write_image, write_json, write_text
 from .phantom import write_phantoms
 from .preprocess import preprocess_case, preprocess_dataset
-from .data import split_cases
+from .data import split_cases, cv_splits
 from .train import TrainConfig, train, load_checkpoint, model_from_checkpoint, resolve_device
 from .infer import predict_case
 from .evaluate import (evaluate_predictions, write_rows, summarise, seed_summary, write_table1, threshold_predictions,
-                                compare_methods, comparison_table, PAPER_TABLE1)
+                                compare_methods, comparison_table, threshold_scan, PAPER_TABLE1)
 from .viz import MODEL_NAMES, plot_loss_curves, plot_slices, plot_surfaces, save_figure
 
 # %% auto #0
@@ -24,11 +25,17 @@ __all__ = ['BUDGETS', 'predict_dataset', 'reproduce']
 def predict_dataset(checkpoint, data, out, overlap: float = 0.5, uncertainty: bool = False, device: str = 'auto',
                     batch: int = 2, progress: bool = True) -> list[Path]:
     "Predict every case of `data` with `checkpoint`; returns the prediction files (existing ones are kept)."
+    if not 0 <= overlap < 1: raise BratsError(f"overlap must be in [0, 1) (a fraction of the window shared with the next), got {overlap}")
     dev = resolve_device(device)
     state = load_checkpoint(checkpoint)
     model = model_from_checkpoint(state, dev)
     cfg = TrainConfig.from_dict(state['config'])
-    params = state.get('preprocess') or {}
+    params = state.get('preprocess')
+    if params is None:
+        raise BratsError(f"{checkpoint}: the checkpoint does not record how its training cases were preprocessed (no 'preprocess' "
+                         "entry), so new cases cannot be prepared the same way (spacing, margin, clipping); train from a folder "
+                         "made by `brats-ssl preprocess`")
+    post = state.get('postprocess', 'none')      # chosen on the validation cases by `train`
     cases = data if isinstance(data, (list, tuple)) else find_cases(data)
     out = Path(out)
     done, errors = [], {}
@@ -39,7 +46,7 @@ def predict_dataset(checkpoint, data, out, overlap: float = 0.5, uncertainty: bo
             done.append(dst); continue
         try:
             pre = preprocess_case(case.flair, None, **params)   # from the path, so that errors name the file
-            mask, unc = predict_case(model, pre, cfg.patch, overlap, batch, dev, cfg.amp, uncertainty)
+            mask, unc = predict_case(model, pre, cfg.patch, overlap, batch, dev, cfg.amp, uncertainty, post)
         except BratsError as e:
             errors[case.id] = str(e); continue
         if unc is not None: write_image(unc, unc_dst)
@@ -54,16 +61,46 @@ BUDGETS = {
                   train=dict(iterations=500, patch=(32, 32, 32), filters=(8, 16, 32, 64), lr=0.1, val_every=100, fg_prob=0.8)),
     'paper': dict(n_phantoms=None, phantom_size=None, phantom_spacing=None, labelled=25, val=25, test=60, unlabelled=225, spacing=None,
                   train=dict(iterations=6000, patch=(96, 96, 96), filters=(16, 32, 64, 128, 256), val_every=200)),
-    'cpu-2mm': dict(n_phantoms=None, phantom_size=None, phantom_spacing=None, labelled=4, val=2, test=8, unlabelled=None, spacing=2.0,
-                    train=dict(iterations=600, patch=(32, 32, 32), filters=(8, 16, 32, 64), lr=0.1, val_every=100, fg_prob=0.8)),
+    'cpu-3mm': dict(n_phantoms=None, phantom_size=None, phantom_spacing=None, labelled=5, val=2, test=7, unlabelled=None, spacing=3.0, folds=3,
+                    train=dict(iterations=500, patch=(48, 48, 48), filters=(8, 16, 32, 64), norm='instance', lr=0.1, val_every=50, fg_prob=0.33)),
 }
+
+# %% ../nbs/12_pipeline.ipynb #5c67507c
+def _run_fold(out: Path, data: Path, prep: Path, split: dict, scan: dict, b: dict, methods, seeds, device, progress,
+              fold=None) -> tuple[list, dict]:
+    """The threshold and every method and seed of one split: per-case rows and run folders. The threshold's z is the best
+    of `scan` (see `threshold_scan`) on the split's labelled and validation cases: never on its test cases."""
+    write_json(split, out/'split.json')
+    test_cases = [c for c in find_cases(data) if c.id in set(split['test'])]
+    tune = [i for i, c in enumerate(scan['cases']) if c in set(split['labelled'] + split['val'])]
+    dice = scan['dice'][tune].mean(0)
+    z = scan['z'][int(np.argmax(dice))]
+    write_json(dict(z=z, tuned_on=[scan['cases'][i] for i in tune], dice=float(dice.max())), out/'threshold.json')
+    thr_dir = out/'predictions'/'threshold'
+    threshold_predictions(data, thr_dir, z=z, cases=test_cases, progress=False)
+    tag = {} if fold is None else dict(fold=fold)
+    rows = [dict(method='threshold', seed='', **tag, **x) for x in evaluate_predictions(thr_dir, data, progress=False)]
+    runs = {}
+    for seed in seeds:
+        for m in methods:
+            run = out/'runs'/f"{m}_seed{seed}"
+            cfg = TrainConfig(method=m, seed=seed, device=device, **b['train'])
+            last = run/'checkpoint_last.pt'
+            if not (last.exists() and load_checkpoint(last)['iteration'] >= cfg.iterations):
+                train(prep, run, split, cfg, resume=last.exists(), progress=progress)
+            runs[(m, seed)] = run
+            pdir = out/'predictions'/f"{m}_seed{seed}"
+            predict_dataset(run/'checkpoint_best.pt', test_cases, pdir, uncertainty=(m == 'uamt'), device=device, progress=False)
+            rows += [dict(method=m, seed=seed, **tag, **x) for x in evaluate_predictions(pdir, data, progress=False)]
+    return rows, runs
 
 # %% ../nbs/12_pipeline.ipynb #1e477029
 def reproduce(out='brats_ssl_reproduce', data=None, budget: str = 'quick', methods=('unet', 'mt', 'uamt'),
               seeds=(0,), device: str = 'auto', progress: bool = True, **overrides) -> dict:
-    "Run the whole comparison; returns the summaries per method. `overrides` change the budget's settings or its `train` options."
+    """Run the whole comparison; returns the summaries per method. `overrides` change the budget's settings (`folds`:
+    cross-validation over all labelled cases) or its `train` options."""
     if budget not in BUDGETS: raise BratsError(f"unknown budget {budget!r}: choose {', '.join(BUDGETS)}")
-    b = {**BUDGETS[budget], 'train': dict(BUDGETS[budget]['train'])}
+    b = {'folds': None, **BUDGETS[budget], 'train': dict(BUDGETS[budget]['train'])}
     for k, v in overrides.items():
         if k in b: b[k] = v
         else: b['train'][k] = v
@@ -77,44 +114,39 @@ def reproduce(out='brats_ssl_reproduce', data=None, budget: str = 'quick', metho
     preprocess_dataset(data, out/'prep', spacing=b['spacing'], progress=progress)
     labelled_ids = [c.id for c in find_cases(data) if c.labelled]
     unlabelled_ids = [c.id for c in find_cases(data) if not c.labelled]
-    split = split_cases(labelled_ids, b['labelled'], b['val'], b['test'], unlabelled_ids, b['unlabelled'], seed=0)
-    write_json(split, out/'split.json')
-    test_cases = [c for c in find_cases(data) if c.id in set(split['test'])]
-    rows, per_seed, logs = [], {}, {}
-    thr_dir = out/'predictions'/'threshold'
-    threshold_predictions(data, thr_dir, cases=test_cases, progress=False)
-    thr_rows = evaluate_predictions(thr_dir, data, progress=False)
-    for seed in seeds:
-        for m in methods:
-            run = out/'runs'/f"{m}_seed{seed}"
-            cfg = TrainConfig(method=m, seed=seed, device=device, **b['train'])
-            last = run/'checkpoint_last.pt'
-            if not (last.exists() and load_checkpoint(last)['iteration'] >= cfg.iterations):
-                train(out/'prep', run, split, cfg, resume=last.exists(), progress=progress)
-            logs.setdefault(MODEL_NAMES[m], run)
-            pdir = out/'predictions'/f"{m}_seed{seed}"
-            predict_dataset(run/'checkpoint_best.pt', test_cases, pdir, uncertainty=(m == 'uamt'), device=device, progress=False)
-            r = evaluate_predictions(pdir, data, progress=False)
-            rows += [dict(method=m, seed=seed, **x) for x in r]
-            per_seed.setdefault(MODEL_NAMES[m], []).append(summarise(r))
-    summaries = {k: (v[0] if len(v) == 1 else seed_summary(v)) for k, v in per_seed.items()}
-    summaries['Threshold (no learning)'] = summarise(thr_rows)
-    rows += [dict(method='threshold', seed='', **x) for x in thr_rows]
+    if b['folds']:
+        splits = cv_splits(labelled_ids, b['folds'], b['labelled'], b['val'], unlabelled_ids, seed=0)
+        dirs = [out/f"fold{k}" for k in range(len(splits))]
+    else:
+        splits, dirs = [split_cases(labelled_ids, b['labelled'], b['val'], b['test'], unlabelled_ids, b['unlabelled'], seed=0)], [out]
+    scan = threshold_scan(data, ids=sorted({c for s in splits for c in s['labelled'] + s['val']}), progress=False)
+    rows, runs = [], []
+    for k, (split, fdir) in enumerate(zip(splits, dirs)):
+        r, fr = _run_fold(fdir, data, out/'prep', split, scan, b, methods, seeds, device, progress, k if b['folds'] else None)
+        rows += r; runs.append(fr)
+        if b['folds']:
+            fs = {MODEL_NAMES[m]: summarise([x for x in r if x['method'] == m and x['seed'] == seeds[0]]) for m in methods}
+            fs['Threshold (no learning)'] = summarise([x for x in r if x['method'] == 'threshold'])
+            write_table1(fs, fdir, caption=f"Fold {k}: mean ± std over its {len(split['test'])} test cases (seed {seeds[0]}).")
     write_rows(rows, out/'per_case.csv')
-    n = len(test_cases)
-    spread = (f"mean ± std over the {n} test cases (seed {seeds[0]})" if len(seeds) == 1 else
-              f"networks: mean ± std across seeds {', '.join(map(str, seeds))} of the mean over the {n} test cases; threshold: mean ± std over the test cases")
+    per_seed = {MODEL_NAMES[m]: [summarise([x for x in rows if x['method'] == m and x['seed'] == s]) for s in seeds] for m in methods}
+    summaries = {k: (v[0] if len(v) == 1 else seed_summary(v)) for k, v in per_seed.items()}
+    summaries['Threshold (no learning)'] = summarise([x for x in rows if x['method'] == 'threshold'])
+    n = len({x['case'] for x in rows})
+    where = f"the {n} test cases of {b['folds']}-fold cross-validation" if b['folds'] else f"the {n} test cases"
+    spread = (f"mean ± std over {where} (seed {seeds[0]})" if len(seeds) == 1 else
+              f"networks: mean ± std across seeds {', '.join(map(str, seeds))} of the mean over {where}; threshold: mean ± std over the test cases")
     write_table1(summaries, out, reference=PAPER_TABLE1, caption=f"Test set, {spread}. Rows marked (paper): the paper's Table 1 (BraTS 2019), for orientation.")
-    by_method = {MODEL_NAMES.get(m, m): [r for r in rows if r['method'] == m and r['seed'] in (seeds[0], '')]
+    by_method = {MODEL_NAMES.get(m, m): [x for x in rows if x['method'] == m and x['seed'] in (seeds[0], '')]
                  for m in (*methods, 'threshold')}
     by_method['Threshold (no learning)'] = by_method.pop('threshold')
     text = '\n\n'.join(comparison_table(compare_methods(by_method, k)) for k in ('dice', 'hd95'))
-    write_text(f"Paired comparisons on the {len(test_cases)} test cases (seed {seeds[0]}):\n\n{text}\n", out/'comparisons.md')
+    write_text(f"Paired comparisons on {where} (seed {seeds[0]}):\n\n{text}\n", out/'comparisons.md')
     figs = out/'figures'
-    save_figure(plot_loss_curves(logs), figs/'fig1_loss_curves.png')
-    case = test_cases[0]
+    save_figure(plot_loss_curves({MODEL_NAMES[m]: runs[0][(m, seeds[0])] for m in methods}), figs/'fig1_loss_curves.png')
+    case = [c for c in find_cases(data) if c.id == splits[0]['test'][0]][0]
     flair, seg = read_case(case)
-    masks = {MODEL_NAMES[m]: read_image(out/'predictions'/f"{m}_seed{seeds[0]}"/f"{case.id}_pred.nii.gz") for m in methods}
+    masks = {MODEL_NAMES[m]: read_image(dirs[0]/'predictions'/f"{m}_seed{seeds[0]}"/f"{case.id}_pred.nii.gz") for m in methods}
     save_figure(plot_slices(flair, masks, ref=seg > 0, case_title=case.id), figs/'fig2_slices.png')
     save_figure(plot_surfaces(masks, ref=seg > 0, case_title=case.id), figs/'fig2_surfaces.png')
     write_json(dict(budget=budget, settings=b, seeds=list(seeds), methods=list(methods), seconds=round(time.time() - t0, 1),

@@ -17,11 +17,11 @@ from .io import BratsError, atomic_path, write_json
 from .data import PatchDataset, load_volumes, step_batches
 from .models import UNet3D
 from .methods import make_method
-from .infer import sliding_window
+from .infer import sliding_window, postprocess, POSTPROCESS
 
 # %% auto #0
-__all__ = ['LOG_FIELDS', 'TrainConfig', 'poly_lr', 'resolve_device', 'build', 'heap_cache', 'Dist', 'init_distributed',
-           'save_checkpoint', 'load_checkpoint', 'model_from_checkpoint', 'validate', 'train']
+__all__ = ['LOG_FIELDS', 'VAL_FIELDS', 'TrainConfig', 'poly_lr', 'resolve_device', 'build', 'heap_cache', 'Dist',
+           'init_distributed', 'save_checkpoint', 'load_checkpoint', 'model_from_checkpoint', 'validate', 'train']
 
 # %% ../nbs/08_train.ipynb #4d6b0160
 @dataclass
@@ -37,7 +37,7 @@ class TrainConfig:
     weight_decay: float = 1e-4
     poly_power: float = 0.9
     filters: tuple = (16, 32, 64, 128, 256)
-    batchnorm: bool = True
+    norm: str | None = 'batch'        # 'batch', 'instance' or None (see UNet3D)
     dropout: float = 0.3
     ce_weight: float = 1.0
     dice_weight: float = 1.0
@@ -49,6 +49,7 @@ class TrainConfig:
     noise_clip: float = 0.2
     chunk: int | None = None          # UAMT: teacher patches per forward pass (None: 2 x batch_unlabelled, as the reference code)
     fg_prob: float = 0.0              # fraction of labelled patches centred on tumour
+    intensity: float = 0.0            # probability of a random intensity change (scale, shift, gamma) of a patch
     val_every: int = 200
     overlap: float = 0.5              # sliding-window overlap for validation
     seed: int = 0
@@ -60,15 +61,22 @@ class TrainConfig:
 
     def __post_init__(self):
         self.patch, self.filters = tuple(self.patch), tuple(self.filters)
+        if self.norm == 'none': self.norm = None
         if self.method not in ('unet', 'mt', 'uamt'): raise BratsError(f"unknown method {self.method!r}: choose unet, mt or uamt")
         m = 2 ** (len(self.filters) - 1)
         if len(self.patch) != 3 or any(p % m for p in self.patch):
             raise BratsError(f"patch {self.patch}: each side must be a multiple of {m} for {len(self.filters)} UNet levels")
         if self.iterations < 1 or self.batch_labelled < 1: raise BratsError("iterations and batch_labelled must be at least 1")
+        if not 0 <= self.overlap < 1: raise BratsError(f"overlap must be in [0, 1), got {self.overlap}")
+        for name in ('fg_prob', 'intensity'):
+            if not 0 <= getattr(self, name) <= 1: raise BratsError(f"{name} must be a probability in [0, 1], got {getattr(self, name)}")
+        if self.norm not in ('batch', 'instance', None): raise BratsError(f"norm must be 'batch', 'instance' or None, not {self.norm!r}")
 
     @classmethod
     def from_dict(cls, d: dict) -> TrainConfig:
         known = {f.name for f in fields(cls)}
+        d = dict(d)
+        if 'batchnorm' in d and 'norm' not in d: d['norm'] = 'batch' if d.pop('batchnorm') else None   # written before `norm`
         return cls(**{k: v for k, v in d.items() if k in known})
 
 # %% ../nbs/08_train.ipynb #a71cd4c6
@@ -89,7 +97,7 @@ def build(cfg: TrainConfig, device=None):
     if device.type == 'cuda':
         torch.backends.cudnn.benchmark = True
         torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
-    model = UNet3D(1, 2, cfg.filters, cfg.batchnorm, cfg.dropout).to(device)
+    model = UNet3D(1, 2, cfg.filters, cfg.norm, cfg.dropout).to(device)
     if cfg.channels_last: model = model.to(memory_format=torch.channels_last_3d)
     method = make_method(cfg.method, **asdict(cfg))
     method.setup(model)
@@ -189,25 +197,28 @@ def load_checkpoint(path, map_location='cpu') -> dict:
 def model_from_checkpoint(state: dict, device='cpu') -> torch.nn.Module:
     "The student network of a checkpoint, in eval mode."
     cfg = TrainConfig.from_dict(state['config'])
-    model = UNet3D(1, 2, cfg.filters, cfg.batchnorm, cfg.dropout)
+    model = UNet3D(1, 2, cfg.filters, cfg.norm, cfg.dropout)
     try: model.load_state_dict(state['model'])
     except RuntimeError as e: raise BratsError(f"checkpoint weights do not fit a UNet3D{cfg.filters}: {str(e).splitlines()[0][:160]}") from None
     fmt = torch.channels_last_3d if cfg.channels_last else torch.contiguous_format
     return model.to(device, memory_format=fmt).eval()
 
 # %% ../nbs/08_train.ipynb #3756ce77
-def validate(model, volumes, patch, overlap=0.5, device=None, amp=False) -> float:
-    "Mean Dice of `model` over the (image, label) `volumes`, by sliding window."
-    dices = []
+def validate(model, volumes, patch, overlap=0.5, device=None, amp=False) -> dict[str, float]:
+    "Mean Dice of `model` over the (image, label) `volumes`, by sliding window, for each post-processing of `POSTPROCESS`."
+    dices = {m: [] for m in POSTPROCESS}
     for x, y in volumes:
-        pred = sliding_window(model, x, patch, overlap, device=device, amp=amp).argmax(0).numpy() > 0
+        raw = sliding_window(model, x, patch, overlap, device=device, amp=amp).argmax(0).numpy() > 0
         ref = np.asarray(y) > 0
-        s = pred.sum() + ref.sum()
-        dices.append(1.0 if s == 0 else 2 * (pred & ref).sum() / s)
-    return float(np.mean(dices))
+        for m in POSTPROCESS:
+            pred = postprocess(raw, m)
+            s = pred.sum() + ref.sum()
+            dices[m].append(1.0 if s == 0 else 2 * (pred & ref).sum() / s)
+    return {m: float(np.mean(v)) for m, v in dices.items()}
 
 # %% ../nbs/08_train.ipynb #2a46bc52
 LOG_FIELDS = ['iteration', 'loss', 'ce', 'dice', 'consistency', 'consistency_weight', 'lr', 'kept', 'seconds']
+VAL_FIELDS = ['iteration', 'val_dice', 'val_dice_largest']   # without and with `postprocess(..., 'largest')`
 
 def _log_rows(path: Path, start: int) -> list[dict]:
     if not path.exists(): return []
@@ -241,7 +252,7 @@ def _train(d: Dist, device: torch.device, prep: Path, out: Path, split, cfg, res
     amp = cfg.amp and device.type == 'cuda'
     model, method, opt = build(cfg, device)
     if d.world > 1: torch.manual_seed(cfg.seed + 7919 * (d.rank + 1))   # world > 1: own dropout and noise on each rank
-    start, best_dice = 0, -1.0
+    start, best_dice, post = 0, -1.0, 'none'
     if resume and last.exists():
         st = load_checkpoint(last)
         then, now = (json.loads(json.dumps(asdict(c))) for c in (TrainConfig.from_dict(st['config']), cfg))   # settings added later: their defaults
@@ -249,7 +260,7 @@ def _train(d: Dist, device: torch.device, prep: Path, out: Path, split, cfg, res
         if diff:
             raise BratsError(f"{last}: cannot resume with a different configuration (differs in: {', '.join(diff)})")
         model.load_state_dict(st['model']); method.load_state_dict(st['method']); opt.load_state_dict(st['optimizer'])
-        start, best_dice = st['iteration'], st.get('best_dice', -1.0)
+        start, best_dice, post = st['iteration'], st.get('best_dice', -1.0), st.get('postprocess', 'none')
         ranks = st.get('rng_ranks') or [st['rng']]
         if len(ranks) == d.world: _set_rng_state(ranks[d.rank])
         else:
@@ -257,16 +268,17 @@ def _train(d: Dist, device: torch.device, prep: Path, out: Path, split, cfg, res
             if main: print(f"{last}: written by {len(ranks)} process(es), resumed by {d.world}: the run continues, "
                            "but not with the random numbers of an uninterrupted run", file=sys.stderr)
     prep_params = json.loads((prep/'dataset.json').read_text())['params'] if (prep/'dataset.json').exists() else None
-    extra = lambda rngs=None: dict(split=split, preprocess=prep_params, best_dice=best_dice, rng_ranks=rngs)
+    extra = lambda rngs=None: dict(split=split, preprocess=prep_params, best_dice=best_dice, rng_ranks=rngs, postprocess=post)
     if main:
         write_json(dict(config=asdict(cfg), split=split, preprocess=prep_params, environment=_environment(d)), out/'config.json')
         write_json(split, out/'split.json')
 
-    labelled = PatchDataset(load_volumes(prep, split['labelled']), cfg.patch, seed=cfg.seed, fg_prob=cfg.fg_prob)
+    labelled = PatchDataset(load_volumes(prep, split['labelled']), cfg.patch, seed=cfg.seed, fg_prob=cfg.fg_prob, intensity=cfg.intensity)
     unlabelled = None
     if method.semi_supervised:
         if not split.get('unlabelled'): raise BratsError(f"method {cfg.method!r} needs unlabelled cases, but the split has none")
-        unlabelled = PatchDataset(load_volumes(prep, split['unlabelled'], labels=False), cfg.patch, seed=cfg.seed + 7919)
+        unlabelled = PatchDataset(load_volumes(prep, split['unlabelled'], labels=False), cfg.patch, seed=cfg.seed + 7919,
+                                  intensity=cfg.intensity)
     val = load_volumes(prep, split.get('val', []))
 
     if main:
@@ -275,7 +287,7 @@ def _train(d: Dist, device: torch.device, prep: Path, out: Path, split, cfg, res
         log = csv.DictWriter(logf, LOG_FIELDS, extrasaction='ignore'); log.writeheader(); log.writerows(rows)
         val_rows = _log_rows(out/'val.csv', start + 1)
         valf = open(out/'val.csv', 'w', newline='')
-        vlog = csv.DictWriter(valf, ['iteration', 'val_dice']); vlog.writeheader(); vlog.writerows(val_rows)
+        vlog = csv.DictWriter(valf, VAL_FIELDS); vlog.writeheader(); vlog.writerows(val_rows)
     bar = tqdm(total=cfg.iterations, initial=start, desc=f'train {cfg.method}', unit='it', disable=not (progress and main))
     model.train()
     if d.world > 1:   # DDP's note that the 1x1x1 head's channels-last gradient is copied into its bucket: harmless
@@ -292,7 +304,7 @@ def _train(d: Dist, device: torch.device, prep: Path, out: Path, split, cfg, res
     if threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGINT) is signal.default_int_handler:
         old_handler = signal.signal(signal.SIGINT, _on_sigint)
     def checkpoint(validate_now: bool):
-        nonlocal best_dice
+        nonlocal best_dice, post
         rngs = None
         if d.world > 1:                                      # world > 1: every rank's random state; ranks still in step?
             rngs = _gather(d, _rng_state())
@@ -301,9 +313,10 @@ def _train(d: Dist, device: torch.device, prep: Path, out: Path, split, cfg, res
         if not main: return
         if validate_now and val:
             dv = validate(model, val, cfg.patch, cfg.overlap, device, amp)
-            vlog.writerow(dict(iteration=done - 1, val_dice=dv)); valf.flush()
-            if dv > best_dice:
-                best_dice = dv
+            post = max(POSTPROCESS, key=lambda m: dv[m])           # the better post-processing here (ties: 'none')
+            vlog.writerow(dict(iteration=done - 1, val_dice=dv['none'], val_dice_largest=dv['largest'])); valf.flush()
+            if dv[post] > best_dice:
+                best_dice = dv[post]
                 save_checkpoint(best, model, method, opt, done, cfg, extra(rngs))
         save_checkpoint(last, model, method, opt, done, cfg, extra(rngs))
     try:
