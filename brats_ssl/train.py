@@ -301,8 +301,12 @@ def _train(d: Dist, device: torch.device, prep: Path, out: Path, split, cfg, res
     def _on_sigint(signum, frame):
         if interrupted: raise KeyboardInterrupt
         interrupted.append(signum)
-    if threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGINT) is signal.default_int_handler:
-        old_handler = signal.signal(signal.SIGINT, _on_sigint)
+    if threading.current_thread() is threading.main_thread():
+        if signal.getsignal(signal.SIGINT) is signal.default_int_handler: old_handler = signal.signal(signal.SIGINT, _on_sigint)
+        elif signal.getsignal(signal.SIGINT) == signal.SIG_IGN and main:    # inherited: `nohup`, or `cmd &` in a script
+            print("warning: this process ignores Ctrl-C (SIGINT was ignored when it started, as under `nohup` or `&` in a "
+                  f"script); stop it with `kill {os.getpid()}` and continue with resume: checkpoints are written every "
+                  f"{cfg.val_every} iterations", file=sys.stderr)
     def checkpoint(validate_now: bool):
         nonlocal best_dice, post
         rngs = None

@@ -503,7 +503,10 @@ def test_sigkill_then_resume_gives_the_same_weights(prep, tmp_path):
 
 def test_sigint_exits_130_and_leaves_a_resumable_checkpoint(prep, tmp_path):
     run = tmp_path / 'run'
-    proc = subprocess.Popen([*RUN, *map(str, _train_args(prep, run, 5000))], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # the child starts with Ctrl-C at its default, whatever this process inherited (under `nohup` or `pytest &` in a
+    # script SIGINT is ignored, and a child would inherit that: the one way this test failed)
+    proc = subprocess.Popen([*RUN, *map(str, _train_args(prep, run, 5000))], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     _wait_for(run / 'checkpoint_last.pt', proc)
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=60)
@@ -526,6 +529,17 @@ def test_sigint_exits_130_and_leaves_a_resumable_checkpoint(prep, tmp_path):
     for a, b in ((model_a, model_b), (teacher_a, teacher_b)):
         for key in a: assert torch.equal(a[key], b[key]), key
 
+
+
+def test_inherited_ignored_sigint_is_told(prep, tmp_path):
+    "A process started with SIGINT ignored cannot be stopped with Ctrl-C: train says so, and how to stop it instead."
+    proc = subprocess.run([*RUN, *map(str, _train_args(prep, tmp_path / 'run', 2))], capture_output=True, text=True,
+                          timeout=120, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert 'this process ignores Ctrl-C' in proc.stderr and 'kill ' in proc.stderr
+    quiet = subprocess.run([*RUN, *map(str, _train_args(prep, tmp_path / 'run2', 2))], capture_output=True, text=True,
+                           timeout=120, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    assert quiet.returncode == 0 and 'ignores Ctrl-C' not in quiet.stderr
 
 def test_reproducibility(prep, tmp_path):
     ids = [f'C{i}' for i in range(10)]
