@@ -4,10 +4,10 @@
 
 # %% ../nbs/13_cli.ipynb #07890f46
 from __future__ import annotations
-import argparse, json, os, sys, traceback
+import argparse, json, os, sys, traceback, warnings
 from dataclasses import fields
 from pathlib import Path
-from .io import BratsError
+from .io import BratsError, BratsWarning
 
 # %% auto #0
 __all__ = ['parser', 'main']
@@ -52,7 +52,8 @@ def _cmd_train(a):
 
 def _cmd_predict(a):
     from brats_ssl.pipeline import predict_dataset
-    files = predict_dataset(a.checkpoint, a.input, a.out, overlap=a.overlap, uncertainty=a.uncertainty, device=a.device)
+    files = predict_dataset(a.checkpoint, a.input, a.out, overlap=a.overlap, uncertainty=a.uncertainty, device=a.device,
+                            mirror=a.mirror, overwrite=a.overwrite)
     print(f"{len(files)} predictions in {a.out}")
 
 def _cmd_evaluate(a):
@@ -73,7 +74,12 @@ def _cmd_reproduce(a):
 # %% ../nbs/13_cli.ipynb #dfbda3fd
 def parser() -> argparse.ArgumentParser:
     "The argument parser of `brats-ssl`."
-    p = argparse.ArgumentParser('brats-ssl', description='Semi-supervised brain-tumour segmentation on BraTS FLAIR: UNet3D, Mean Teacher, UAMT.')
+    p = argparse.ArgumentParser('brats-ssl', description='Semi-supervised brain-tumour segmentation on BraTS FLAIR: UNet3D, Mean Teacher, UAMT.',
+        epilog="Errors and warnings: what would make a result wrong (an unreadable file of a case in use, a label on another "
+               "grid, NaNs, a rerun into a folder made with other settings) stops the command with an 'error:' line and exit "
+               "status 2. What is only left out (a case folder with a label but no FLAIR, a prediction that matches no case) "
+               "is named on a 'warning:' line with the reason, and the command goes on. Ctrl-C: exit status 130, with a "
+               "checkpoint to resume from.")
     p.add_argument('--debug', action='store_true', help='show full tracebacks on errors')
     sub = p.add_subparsers(dest='command', metavar='COMMAND', required=True)
     s = sub.add_parser('phantom', help='write synthetic BraTS-like cases', description='Write N synthetic BraTS-like cases (FLAIR + labels) in the BraTS folder layout.')
@@ -91,21 +97,25 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument('prep'); s.add_argument('out')
     s.add_argument('--method', choices=['unet', 'mt', 'uamt'], default='uamt')
     s.add_argument('--split', help='JSON split file (labelled/unlabelled/val/test lists); default: drawn from the counts below')
-    s.add_argument('--labelled', type=float, default=25); s.add_argument('--val', type=float, default=25)
-    s.add_argument('--test', type=float, default=60); s.add_argument('--unlabelled', type=float, default=None)
+    for name, default, what in (('labelled', 0.075, 'labelled training'), ('val', 0.075, 'validation'), ('test', 0.18, 'test')):
+        s.add_argument(f'--{name}', type=float, default=default,
+                       help=f"{what} cases: a number, or a fraction (< 1) of the cases with a label (default {default}: the paper's 25, 25 and 60 of 335)")
+    s.add_argument('--unlabelled', type=float, default=None, help='unlabelled training cases, number or fraction (default: all the rest)')
     s.add_argument('--split-seed', type=int, default=0)
     s.add_argument('--resume', action='store_true', help='continue from OUT/checkpoint_last.pt')
     _train_options(s)
     s.set_defaults(func=_cmd_train)
-    s = sub.add_parser('predict', help='predict cases with a checkpoint', description='Write <case>_pred.nii.gz on each FLAIR\'s grid for a case folder or a data set.')
+    s = sub.add_parser('predict', help='predict cases with a checkpoint', description='Write <case>_pred.nii.gz on each FLAIR\'s grid for a case folder or a data set. A file already in OUT is reused only when OUT/predictions.json shows that this checkpoint wrote it with these settings; any other is left alone and the command stops, unless --overwrite.')
     s.add_argument('checkpoint'); s.add_argument('input'); s.add_argument('out')
     s.add_argument('--overlap', type=float, default=0.5); s.add_argument('--uncertainty', action='store_true', help='also write <case>_uncertainty.nii.gz (entropy, nats)')
+    s.add_argument('--mirror', action='store_true', help='average over the 8 flips of the three axes (8x the work; see 07_infer)')
+    s.add_argument('--overwrite', action='store_true', help='replace files in OUT that predictions.json does not show to come from this checkpoint and these settings (default: refuse)')
     s.add_argument('--device', default='auto')
     s.set_defaults(func=_cmd_predict)
     s = sub.add_parser('evaluate', help='Dice, RAVD, HD95, ASD of predictions', description='Compare PRED/<case>_pred.nii.gz with the labels in DATA.')
     s.add_argument('pred'); s.add_argument('data'); s.add_argument('--out', help='write the per-case table as CSV')
     s.set_defaults(func=_cmd_evaluate)
-    s = sub.add_parser('reproduce', help='the whole comparison (Table 1 and figures)', description='Synthetic data (or --data), preprocessing, the three methods, predictions, Table 1 and figures.')
+    s = sub.add_parser('reproduce', help='the whole comparison (Table 1 and figures)', description='Synthetic data (or --data), preprocessing, the three methods, predictions, Table 1 and figures. A rerun into the same --out continues the same experiment (after an interruption, say); one with another budget, setting or data folder is refused.')
     s.add_argument('--out', default='brats_ssl_reproduce'); s.add_argument('--data', default=None, help='a BraTS folder (default: synthetic cases)')
     s.add_argument('--budget', choices=['quick', 'cpu-3mm', 'paper'], default='quick', help='quick: CPU minutes on synthetic volumes; cpu-3mm: a real BraTS folder at 3 mm on the CPU, 3-fold cross-validation; paper: the paper\'s GPU settings')
     s.add_argument('--seeds', type=int, nargs='+', default=[0]); s.add_argument('--iterations', type=int, default=None)
@@ -119,6 +129,10 @@ def main(argv=None) -> int:
     "Run `brats-ssl`; returns the exit status (0 success, 2 a recognised error, 130 interrupted)."
     p = parser()
     a = p.parse_args(argv)
+    def show(message, category, filename, lineno, file=None, line=None):   # the package's warnings as one plain line
+        if issubclass(category, BratsWarning): print(f"brats-ssl {a.command}: warning: {message}", file=sys.stderr)
+        else: shown(message, category, filename, lineno, file, line)
+    shown, warnings.showwarning = warnings.showwarning, show
     try:
         a.func(a)
     except BratsError as e:
@@ -128,4 +142,5 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         print(f"brats-ssl {a.command}: interrupted", file=sys.stderr)
         return 130
+    finally: warnings.showwarning = shown
     return 0

@@ -18,7 +18,9 @@ __all__ = ['INTENSITY_RANGES', 'split_cases', 'cv_splits', 'PatchParams', 'draw_
 
 # %% ../nbs/03_data.ipynb #2e79fd72
 def _count(n, total: int) -> int:
-    return int(round(n * total)) if isinstance(n, float) and 0 <= n < 1 else int(n)
+    "`n` cases, or the fraction `n` (< 1) of `total` rounded, and at least one when the fraction is not 0."
+    if isinstance(n, float) and 0 <= n < 1: return max(int(round(n * total)), 1 if n > 0 and total > 0 else 0)
+    return int(n)
 
 def split_cases(labelled_ids: list[str], n_labelled, n_val, n_test, unlabelled_ids: list[str] = (),
                 n_unlabelled=None, seed: int = 0) -> dict[str, list[str]]:

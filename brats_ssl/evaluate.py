@@ -11,7 +11,7 @@ import SimpleITK as sitk
 from scipy import ndimage as ndi
 from scipy.stats import wilcoxon
 from tqdm.auto import tqdm
-from .io import BratsError, Geometry, find_cases, read_case, read_image, write_image, atomic_path
+from .io import BratsError, BratsWarning, Geometry, find_cases, read_case, read_image, write_image, atomic_path
 from .metrics import segmentation_metrics
 from .infer import largest_component
 from .preprocess import brain_mask, bounding_box, check_flair
@@ -66,24 +66,37 @@ def _check_binary(arr: np.ndarray, path) -> None:
                          "expected a binary tumour mask (uint8 0/1)")
 
 # %% ../nbs/10_evaluate.ipynb #6417e87e
-def evaluate_predictions(pred_dir, data, progress: bool = True) -> list[dict]:
+def evaluate_predictions(pred_dir, data, progress: bool = True, ids=None) -> list[dict]:
     """One row per labelled case of `data` (see `find_cases`) that has a prediction `pred_dir/<id>_pred.nii.gz`:
-    the case id and the metrics of `evaluate_case` against the whole tumour (label > 0). Sorted by case."""
+    the case id and the metrics of `evaluate_case` against the whole tumour (label > 0). Sorted by case. With `ids`,
+    exactly those cases, each of which must have a prediction; without, a `BratsWarning` names the labelled cases
+    left out for want of a prediction."""
     pred_dir = Path(pred_dir)
     if not pred_dir.is_dir():
         raise BratsError(f"{pred_dir}: prediction folder does not exist" if not pred_dir.exists() else f"{pred_dir}: not a folder")
     cases = [c for c in find_cases(data) if c.labelled]
     if not cases: raise BratsError(f"{data}: no labelled case (no *_seg.nii.gz file): nothing to evaluate against")
+    if ids is not None:
+        unknown = sorted(set(ids) - {c.id for c in cases})
+        if unknown: raise BratsError(f"{data}: no labelled case {', '.join(unknown[:5])}{' ...' if len(unknown) > 5 else ''}")
+        cases = [c for c in cases if c.id in set(ids)]
     found = sorted(p.name for p in pred_dir.glob('*' + PRED_SUFFIX) if not p.name.startswith('.'))
     todo = [(c, pred_path(pred_dir, c.id)) for c in cases if pred_path(pred_dir, c.id).is_file()]
+    missing = [c.id for c in cases if not pred_path(pred_dir, c.id).is_file()]
+    if missing and ids is not None:
+        raise BratsError(f"{pred_dir}: no prediction for {len(missing)} of the {len(cases)} cases to evaluate: "
+                         f"{', '.join(missing[:5])}{' ...' if len(missing) > 5 else ''}")
     if not todo:
         raise BratsError(f"{pred_dir}: no prediction matches a labelled case of {data} (expected files like "
                          f"{cases[0].id}{PRED_SUFFIX}; found {len(found)} *{PRED_SUFFIX} files"
                          + (f", e.g. {found[0]})" if found else ")"))
-    ids = {c.id for c in cases}
-    stray = [f for f in found if f[:-len(PRED_SUFFIX)] not in ids]
-    if stray:
-        warnings.warn(f"{pred_dir}: {len(stray)} prediction(s) match no labelled case of {data} and are ignored, e.g. {stray[0]}")
+    if missing and todo:
+        warnings.warn(f"{pred_dir}: {len(missing)} labelled case(s) of {data} have no prediction and are not evaluated: "
+                      f"{', '.join(missing[:5])}{' ...' if len(missing) > 5 else ''}", BratsWarning)
+    known = {c.id for c in cases}
+    stray = [f for f in found if f[:-len(PRED_SUFFIX)] not in known]
+    if stray and ids is None:
+        warnings.warn(f"{pred_dir}: {len(stray)} prediction(s) match no labelled case of {data} and are ignored, e.g. {stray[0]}", BratsWarning)
     rows = []
     for c, p in tqdm(todo, desc='evaluate', unit='case', disable=not progress):
         _, seg = read_case(c)

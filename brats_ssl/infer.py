@@ -4,7 +4,7 @@
 
 # %% ../nbs/07_infer.ipynb #08c32481
 from __future__ import annotations
-import copy, math
+import copy, itertools, math
 import numpy as np
 import SimpleITK as sitk
 import torch
@@ -13,7 +13,7 @@ from scipy import ndimage as ndi
 from .preprocess import Preprocessed
 
 # %% auto #0
-__all__ = ['MAX_WINDOW_VOXELS', 'POSTPROCESS', 'window_starts', 'inference_window', 'fuse_batchnorm', 'sliding_window',
+__all__ = ['MAX_WINDOW_VOXELS', 'MIRRORS', 'POSTPROCESS', 'window_starts', 'inference_window', 'fuse_batchnorm', 'sliding_window',
            'largest_component', 'postprocess', 'entropy_map', 'predict_case']
 
 # %% ../nbs/07_infer.ipynb #546510e0
@@ -46,11 +46,14 @@ def fuse_batchnorm(model: torch.nn.Module) -> torch.nn.Module:
     return net
 
 # %% ../nbs/07_infer.ipynb #78067c9d
+MIRRORS = [f for k in range(4) for f in itertools.combinations((2, 3, 4), k)]   # (), (2,), ... (2, 3, 4): the flips of a batch
+
 @torch.no_grad()
 def sliding_window(model: torch.nn.Module, x, patch, overlap: float = 0.5, batch: int = 2,
-                   device=None, amp: bool = False, max_voxels: int = MAX_WINDOW_VOXELS) -> torch.Tensor:
+                   device=None, amp: bool = False, max_voxels: int = MAX_WINDOW_VOXELS, mirror: bool = False) -> torch.Tensor:
     """Softmax probabilities (C, D, H, W) of `model` over the volume `x` (D, H, W): one whole-volume window when it
-    holds at most `max_voxels` voxels (see `inference_window`), else windows of `patch` averaged where they overlap."""
+    holds at most `max_voxels` voxels (see `inference_window`), else windows of `patch` averaged where they overlap.
+    `mirror`: each window's softmax is the mean over the 8 flips of the three axes (`MIRRORS`), 8 times the work."""
     net = fuse_batchnorm(model)
     device = torch.device(device) if device else next(net.parameters()).device
     patch = inference_window(np.shape(x), patch, getattr(model, 'size_multiple', 1), max_voxels)
@@ -66,7 +69,8 @@ def sliding_window(model: torch.nn.Module, x, patch, overlap: float = 0.5, batch
         xb = torch.stack([x[a:a + patch[0], b:b + patch[1], c:c + patch[2]] for a, b, c in group])[:, None]
         xb = xb.to(device, memory_format=torch.channels_last_3d)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp and device.type == 'cuda'):
-            pb = F.softmax(net(xb).float(), 1).cpu()
+            flips = MIRRORS if mirror else MIRRORS[:1]
+            pb = (sum(F.softmax(net(xb.flip(f)).float(), 1).flip(f) for f in flips) / len(flips)).cpu()
         del xb
         if acc is None: acc = torch.zeros((pb.shape[1], *x.shape))
         for (a, b, c), p in zip(group, pb):
@@ -96,10 +100,10 @@ def entropy_map(probs: torch.Tensor) -> np.ndarray:
     return (-(probs * torch.log(probs.clamp_min(1e-8))).sum(0)).numpy().astype(np.float32)
 
 def predict_case(model, pre: Preprocessed, patch, overlap: float = 0.5, batch: int = 2, device=None,
-                 amp: bool = False, uncertainty: bool = False, post: str = 'none') -> tuple[sitk.Image, sitk.Image | None]:
+                 amp: bool = False, uncertainty: bool = False, post: str = 'none', mirror: bool = False) -> tuple[sitk.Image, sitk.Image | None]:
     """The uint8 whole-tumour mask of a preprocessed case on its original grid (tumour probability restored linearly,
-    > 0.5, then `postprocess(mask, post)`), and optionally the float32 uncertainty map."""
-    probs = sliding_window(model, sitk.GetArrayViewFromImage(pre.image), patch, overlap, batch, device, amp)
+    > 0.5, then `postprocess(mask, post)`), and optionally the float32 uncertainty map. `mirror`: see `sliding_window`."""
+    probs = sliding_window(model, sitk.GetArrayViewFromImage(pre.image), patch, overlap, batch, device, amp, mirror=mirror)
     fg = pre.restore(probs[1:].sum(0).numpy().astype(np.float32), sitk.sitkLinear)
     mask = pre.source.image(postprocess(sitk.GetArrayViewFromImage(fg) > 0.5, post).astype(np.uint8))
     unc = pre.restore(entropy_map(probs), sitk.sitkLinear) if uncertainty else None

@@ -4,19 +4,22 @@
 
 # %% ../nbs/00_io.ipynb #51716975
 from __future__ import annotations
-import contextlib, gzip, json, os, struct, tempfile, zlib
+import contextlib, gzip, json, os, struct, tempfile, warnings, zlib
 from dataclasses import dataclass
 from pathlib import Path
 import numpy as np
 import SimpleITK as sitk
 
 # %% auto #0
-__all__ = ['BRATS_LABELS', 'BratsError', 'Case', 'find_cases', 'Geometry', 'read_image', 'check_label_values', 'read_case',
-           'atomic_path', 'write_image', 'write_text', 'write_json']
+__all__ = ['BRATS_LABELS', 'BratsError', 'BratsWarning', 'Case', 'find_cases', 'Geometry', 'read_image', 'check_label_values',
+           'read_case', 'atomic_path', 'write_image', 'write_text', 'write_json']
 
 # %% ../nbs/00_io.ipynb #b7eb6bc0
 class BratsError(Exception):
     "An error with a message meant for the user: it names the file and the problem."
+
+class BratsWarning(UserWarning):
+    "Something left out or not used that the run can do without (a case folder with no FLAIR, a stray prediction): told, never fatal."
 
 # %% ../nbs/00_io.ipynb #72b96137
 @dataclass(frozen=True)
@@ -38,24 +41,34 @@ def _strip_nii(name: str) -> str | None:
     return None
 
 def find_cases(root) -> list[Case]:
-    "Every case under `root`, sorted by id. Raises `BratsError` for a missing root, no case, or one id twice."
+    """Every case under `root`, sorted by id. Raises `BratsError` for a missing root, no case, or one id twice; a
+    `BratsWarning` names each NIfTI file that belongs to no FLAIR of its folder (e.g. a label whose FLAIR is missing)."""
     root = Path(root)
     if not root.exists(): raise BratsError(f"{root}: data folder does not exist")
     if not root.is_dir(): raise BratsError(f"{root}: not a folder (expected a BraTS data folder)")
     found: dict[str, Case] = {}
+    unused = []
     for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
         dirnames[:] = sorted(d for d in dirnames if not d.startswith('.'))
-        for fn in sorted(filenames):
+        d = Path(dirpath)
+        nii = [fn for fn in sorted(filenames) if _strip_nii(fn) is not None and not fn.startswith('.')]
+        ids = []
+        for fn in nii:
             stem = _strip_nii(fn)
-            if stem is None or not stem.endswith('_flair') or fn.startswith('.'): continue
+            if not stem.endswith('_flair'): continue
             cid = stem[:-len('_flair')]
-            d = Path(dirpath)
             seg = next((d/f"{cid}_seg{s}" for s in _SUFFIXES if (d/f"{cid}_seg{s}").exists()), None)
             if cid in found:
                 raise BratsError(f"case id {cid!r} found twice: {found[cid].flair} and {d/fn}")
-            found[cid] = Case(cid, d/fn, seg)
+            found[cid] = Case(cid, d/fn, seg); ids.append(cid)
+        orphans = [fn for fn in nii if not any(_strip_nii(fn).startswith(i + '_') for i in ids)]
+        if orphans:
+            unused.append(f"{d}: {', '.join(orphans[:3])}{f' and {len(orphans) - 3} more' if len(orphans) > 3 else ''} "
+                          "(no <case>_flair.nii.gz beside it)")
     if not found:
-        raise BratsError(f"{root}: no BraTS case found (expected <case>/<case>_flair.nii.gz files)")
+        raise BratsError(f"{root}: no BraTS case found (expected <case>/<case>_flair.nii.gz files)"
+                         + ''.join(f"\n  not used: {u}" for u in unused[:10]))
+    for u in unused: warnings.warn(f"not used: {u}", BratsWarning)
     return [found[k] for k in sorted(found)]
 
 # %% ../nbs/00_io.ipynb #2a61ba73

@@ -4,7 +4,8 @@
 
 # %% ../nbs/12_pipeline.ipynb #fafd4c90
 from __future__ import annotations
-import time
+import hashlib, json, time
+import brats_ssl
 import numpy as np
 from pathlib import Path
 from tqdm.auto import tqdm
@@ -12,7 +13,7 @@ from .io import BratsError, find_cases, read_case, read_image, write_image, writ
 from .phantom import write_phantoms
 from .preprocess import preprocess_case, preprocess_dataset
 from .data import split_cases, cv_splits
-from .train import TrainConfig, train, load_checkpoint, model_from_checkpoint, resolve_device
+from .train import TrainConfig, train, load_checkpoint, model_from_checkpoint, resolve_device, config_differences, environment
 from .infer import predict_case
 from .evaluate import (evaluate_predictions, write_rows, summarise, seed_summary, write_table1, threshold_predictions,
                                 compare_methods, comparison_table, threshold_scan, PAPER_TABLE1)
@@ -22,9 +23,20 @@ from .viz import MODEL_NAMES, plot_loss_curves, plot_slices, plot_surfaces, save
 __all__ = ['BUDGETS', 'predict_dataset', 'reproduce']
 
 # %% ../nbs/12_pipeline.ipynb #9d017d18
+def _sha256(path) -> str:
+    h = hashlib.sha256()
+    with open(path, 'rb') as f:
+        for block in iter(lambda: f.read(1 << 20), b''): h.update(block)
+    return h.hexdigest()
+
+def _stamp(path: Path) -> list:
+    st = path.stat(); return [st.st_size, st.st_mtime_ns]
+
 def predict_dataset(checkpoint, data, out, overlap: float = 0.5, uncertainty: bool = False, device: str = 'auto',
-                    batch: int = 2, progress: bool = True) -> list[Path]:
-    "Predict every case of `data` with `checkpoint`; returns the prediction files (existing ones are kept)."
+                    batch: int = 2, progress: bool = True, mirror: bool = False, overwrite: bool = False) -> list[Path]:
+    """Predict every case of `data` with `checkpoint`; returns the prediction files. Files that `out/predictions.json`
+    shows to come from this checkpoint and these settings are kept; any other existing file is an error unless
+    `overwrite`."""
     if not 0 <= overlap < 1: raise BratsError(f"overlap must be in [0, 1) (a fraction of the window shared with the next), got {overlap}")
     dev = resolve_device(device)
     state = load_checkpoint(checkpoint)
@@ -38,19 +50,36 @@ def predict_dataset(checkpoint, data, out, overlap: float = 0.5, uncertainty: bo
     post = state.get('postprocess', 'none')      # chosen on the validation cases by `train`
     cases = data if isinstance(data, (list, tuple)) else find_cases(data)
     out = Path(out)
-    done, errors = [], {}
-    for case in tqdm(cases, desc='predict', unit='case', disable=not progress):
-        dst = out/f"{case.id}_pred.nii.gz"
-        unc_dst = out/f"{case.id}_uncertainty.nii.gz"
-        if dst.exists() and (not uncertainty or unc_dst.exists()):
-            done.append(dst); continue
+    made_by = dict(checkpoint_sha256=_sha256(checkpoint), overlap=overlap, mirror=mirror, postprocess=post,
+                   brats_ssl=brats_ssl.__version__)
+    record_path = out/'predictions.json'
+    try: record = json.loads(record_path.read_text()) if record_path.exists() else {}
+    except ValueError: record = {}
+    def ours(cid: str, name: str) -> bool:           # `out/name` provably written by this checkpoint with these settings
+        r, p = record.get(cid), out/name
+        return bool(r) and r['made_by'] == made_by and name in r['files'] and p.exists() and _stamp(p) == r['files'][name]
+    todo, foreign = [], []
+    for case in cases:
+        names = [f"{case.id}_pred.nii.gz"] + ([f"{case.id}_uncertainty.nii.gz"] if uncertainty else [])
+        if all(ours(case.id, n) for n in names): continue
+        todo.append(case)
+        foreign += [out/n for n in names if (out/n).exists() and not ours(case.id, n)]
+    if foreign and not overwrite:
+        raise BratsError(f"{out}: {len(foreign)} file(s) exist that were not written by {checkpoint} with these settings "
+                         f"(overlap {overlap}, mirror {mirror}), e.g. {foreign[0].name}; nothing was overwritten. Use "
+                         "another output folder, or overwrite them (`overwrite=True`, `--overwrite`)")
+    errors = {}
+    for case in tqdm(todo, desc='predict', unit='case', disable=not progress):
         try:
             pre = preprocess_case(case.flair, None, **params)   # from the path, so that errors name the file
-            mask, unc = predict_case(model, pre, cfg.patch, overlap, batch, dev, cfg.amp, uncertainty, post)
+            mask, unc = predict_case(model, pre, cfg.patch, overlap, batch, dev, cfg.amp, uncertainty, post, mirror)
         except BratsError as e:
             errors[case.id] = str(e); continue
-        if unc is not None: write_image(unc, unc_dst)
-        done.append(write_image(mask, dst))
+        files = [write_image(mask, out/f"{case.id}_pred.nii.gz")]
+        if unc is not None: files.append(write_image(unc, out/f"{case.id}_uncertainty.nii.gz"))
+        record[case.id] = dict(made_by=made_by, files={p.name: _stamp(p) for p in files})
+        write_json(record, record_path)
+    done = [out/f"{c.id}_pred.nii.gz" for c in cases if c.id not in errors]
     if errors:
         raise BratsError(f"{len(errors)} of {len(cases)} cases could not be predicted:\n" + '\n'.join(errors.values()))
     return done
@@ -79,33 +108,57 @@ def _run_fold(out: Path, data: Path, prep: Path, split: dict, scan: dict, b: dic
     thr_dir = out/'predictions'/'threshold'
     threshold_predictions(data, thr_dir, z=z, cases=test_cases, progress=False)
     tag = {} if fold is None else dict(fold=fold)
-    rows = [dict(method='threshold', seed='', **tag, **x) for x in evaluate_predictions(thr_dir, data, progress=False)]
+    rows = [dict(method='threshold', seed='', **tag, **x) for x in evaluate_predictions(thr_dir, data, progress=False, ids=split['test'])]
     runs = {}
     for seed in seeds:
         for m in methods:
             run = out/'runs'/f"{m}_seed{seed}"
             cfg = TrainConfig(method=m, seed=seed, device=device, **b['train'])
             last = run/'checkpoint_last.pt'
-            if not (last.exists() and load_checkpoint(last)['iteration'] >= cfg.iterations):
-                train(prep, run, split, cfg, resume=last.exists(), progress=progress)
+            st = load_checkpoint(last) if last.exists() else None
+            if st is not None and (config_differences(TrainConfig.from_dict(st['config']), cfg) or st.get('split') != split):
+                what = ', '.join(config_differences(TrainConfig.from_dict(st['config']), cfg) or ['split'])
+                raise BratsError(f"{run}: holds a run of another experiment (differs in: {what}); use another output folder")
+            if not (st is not None and st['iteration'] >= cfg.iterations):
+                train(prep, run, split, cfg, resume=st is not None, progress=progress)
             runs[(m, seed)] = run
             pdir = out/'predictions'/f"{m}_seed{seed}"
-            predict_dataset(run/'checkpoint_best.pt', test_cases, pdir, uncertainty=(m == 'uamt'), device=device, progress=False)
-            rows += [dict(method=m, seed=seed, **tag, **x) for x in evaluate_predictions(pdir, data, progress=False)]
+            predict_dataset(run/'checkpoint_best.pt', test_cases, pdir, uncertainty=(m == 'uamt'), device=device, progress=False,
+                            mirror=b['mirror'])
+            rows += [dict(method=m, seed=seed, **tag, **x) for x in evaluate_predictions(pdir, data, progress=False, ids=split['test'])]
     return rows, runs
 
 # %% ../nbs/12_pipeline.ipynb #1e477029
+def _same_experiment(out: Path, now: dict) -> None:
+    """Record in `out/experiment.json` what `reproduce` runs there (budget, settings, data folder and its cases), or, when
+    `out` holds one already, refuse to go on with a different one: a rerun continues exactly the same experiment."""
+    path = out/'experiment.json'
+    now = json.loads(json.dumps(now))
+    if path.exists():
+        flat = lambda d, p='': {k2: v2 for k, v in d.items()
+                                for k2, v2 in (flat(v, f"{p}{k}.").items() if isinstance(v, dict) else [(p + k, v)])}
+        then, cur = flat(json.loads(path.read_text())), flat(now)
+        diff = sorted(k for k in then.keys() | cur.keys() if then.get(k) != cur.get(k))
+        if diff:
+            raise BratsError(f"{out}: holds an experiment with other settings (differs in: {', '.join(diff)}); a rerun into "
+                             "the same folder only continues the same experiment: use another output folder")
+    elif out.exists() and any(out.iterdir()) and not (out/'prep').exists():
+        raise BratsError(f"{out}: exists and is not empty, and holds no `reproduce` experiment; use another output folder")
+    else: write_json(now, path)
+
 def reproduce(out='brats_ssl_reproduce', data=None, budget: str = 'quick', methods=('unet', 'mt', 'uamt'),
               seeds=(0,), device: str = 'auto', progress: bool = True, **overrides) -> dict:
     """Run the whole comparison; returns the summaries per method. `overrides` change the budget's settings (`folds`:
     cross-validation over all labelled cases) or its `train` options."""
     if budget not in BUDGETS: raise BratsError(f"unknown budget {budget!r}: choose {', '.join(BUDGETS)}")
-    b = {'folds': None, **BUDGETS[budget], 'train': dict(BUDGETS[budget]['train'])}
+    b = {'folds': None, 'mirror': False, **BUDGETS[budget], 'train': dict(BUDGETS[budget]['train'])}
     for k, v in overrides.items():
         if k in b: b[k] = v
         else: b['train'][k] = v
     out = Path(out)
     t0 = time.time()
+    _same_experiment(out, dict(budget=budget, settings=b, data=None if data is None else str(Path(data).resolve()),
+                               cases=None if data is None else [[c.id, c.labelled] for c in find_cases(data)]))
     if data is None:
         if not b['n_phantoms']: raise BratsError(f"budget {budget!r} is for a BraTS folder: give data")
         data = out/'data'
@@ -150,5 +203,5 @@ def reproduce(out='brats_ssl_reproduce', data=None, budget: str = 'quick', metho
     save_figure(plot_slices(flair, masks, ref=seg > 0, case_title=case.id), figs/'fig2_slices.png')
     save_figure(plot_surfaces(masks, ref=seg > 0, case_title=case.id), figs/'fig2_surfaces.png')
     write_json(dict(budget=budget, settings=b, seeds=list(seeds), methods=list(methods), seconds=round(time.time() - t0, 1),
-                    summaries=summaries), out/'reproduce.json')
+                    summaries=summaries, environment=environment()), out/'reproduce.json')
     return summaries

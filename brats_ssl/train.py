@@ -4,7 +4,7 @@
 
 # %% ../nbs/08_train.ipynb #82bd35e9
 from __future__ import annotations
-import contextlib, csv, ctypes, datetime, json, math, os, platform, random, signal, sys, threading, time, warnings
+import contextlib, csv, ctypes, datetime, json, math, os, platform, random, re, signal, sys, threading, time, warnings
 from dataclasses import dataclass, asdict, fields
 from pathlib import Path
 import numpy as np
@@ -13,7 +13,7 @@ import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 from tqdm.auto import tqdm
 import brats_ssl
-from .io import BratsError, atomic_path, write_json
+from .io import BratsError, BratsWarning, atomic_path, write_json
 from .data import PatchDataset, load_volumes, step_batches
 from .models import UNet3D
 from .methods import make_method
@@ -21,7 +21,8 @@ from .infer import sliding_window, postprocess, POSTPROCESS
 
 # %% auto #0
 __all__ = ['LOG_FIELDS', 'VAL_FIELDS', 'TrainConfig', 'poly_lr', 'resolve_device', 'build', 'heap_cache', 'Dist',
-           'init_distributed', 'save_checkpoint', 'load_checkpoint', 'model_from_checkpoint', 'validate', 'train']
+           'init_distributed', 'save_checkpoint', 'load_checkpoint', 'model_from_checkpoint', 'validate',
+           'config_differences', 'environment', 'train']
 
 # %% ../nbs/08_train.ipynb #4d6b0160
 @dataclass
@@ -220,15 +221,31 @@ def validate(model, volumes, patch, overlap=0.5, device=None, amp=False) -> dict
 LOG_FIELDS = ['iteration', 'loss', 'ce', 'dice', 'consistency', 'consistency_weight', 'lr', 'kept', 'seconds']
 VAL_FIELDS = ['iteration', 'val_dice', 'val_dice_largest']   # without and with `postprocess(..., 'largest')`
 
+def config_differences(a: TrainConfig, b: TrainConfig) -> list[str]:
+    "The settings in which two runs' configurations differ (settings added later take their defaults), except `keep_heap`, which changes memory use only."
+    a, b = (json.loads(json.dumps(asdict(c))) for c in (a, b))
+    return sorted(k for k in b if a.get(k) != b[k] and k != 'keep_heap')
+
 def _log_rows(path: Path, start: int) -> list[dict]:
     if not path.exists(): return []
     with open(path, newline='') as f: return [r for r in csv.DictReader(f) if int(r['iteration']) < start]
 
-def _environment(d: Dist) -> dict:
+def _cpu_model() -> str:
+    try:
+        with open('/proc/cpuinfo') as f: return next(l.split(':', 1)[1].strip() for l in f if l.startswith('model name'))
+    except (OSError, StopIteration): return platform.processor() or platform.machine()
+
+def environment(processes: int = 1) -> dict:
+    """What a run's numbers depend on besides its settings: versions, and the CPU and math libraries (the same seed gives
+    the same weights only on the same CPU model with the same torch build: oneDNN picks its kernels by CPU)."""
     import SimpleITK, scipy
+    built = torch.__config__.show()
+    find = lambda pattern: (re.search(pattern, built) or [None, None])[1]
     return dict(python=sys.version.split()[0], platform=platform.platform(), brats_ssl=brats_ssl.__version__,
                 torch=torch.__version__, numpy=np.__version__, scipy=scipy.__version__, SimpleITK=SimpleITK.Version_VersionString(),
-                cuda=torch.cuda.get_device_name(0) if torch.cuda.is_available() else None, processes=d.world)
+                cpu=_cpu_model(), cpu_capability=torch.backends.cpu.get_cpu_capability(), threads=torch.get_num_threads(),
+                onednn=find(r'MKL-DNN v([\w.]+)'), mkl=find(r'Math Kernel Library Version ([\w.]+)'),
+                cuda=torch.cuda.get_device_name(0) if torch.cuda.is_available() else None, processes=processes)
 
 def train(prep, out, split: dict, cfg: TrainConfig, resume: bool = False, progress: bool = True,
           stop_at: int | None = None) -> dict:
@@ -255,8 +272,7 @@ def _train(d: Dist, device: torch.device, prep: Path, out: Path, split, cfg, res
     start, best_dice, post = 0, -1.0, 'none'
     if resume and last.exists():
         st = load_checkpoint(last)
-        then, now = (json.loads(json.dumps(asdict(c))) for c in (TrainConfig.from_dict(st['config']), cfg))   # settings added later: their defaults
-        diff = sorted(k for k in now if then.get(k) != now[k] and k != 'keep_heap')    # memory use only: may change
+        diff = config_differences(TrainConfig.from_dict(st['config']), cfg)
         if diff:
             raise BratsError(f"{last}: cannot resume with a different configuration (differs in: {', '.join(diff)})")
         model.load_state_dict(st['model']); method.load_state_dict(st['method']); opt.load_state_dict(st['optimizer'])
@@ -270,7 +286,7 @@ def _train(d: Dist, device: torch.device, prep: Path, out: Path, split, cfg, res
     prep_params = json.loads((prep/'dataset.json').read_text())['params'] if (prep/'dataset.json').exists() else None
     extra = lambda rngs=None: dict(split=split, preprocess=prep_params, best_dice=best_dice, rng_ranks=rngs, postprocess=post)
     if main:
-        write_json(dict(config=asdict(cfg), split=split, preprocess=prep_params, environment=_environment(d)), out/'config.json')
+        write_json(dict(config=asdict(cfg), split=split, preprocess=prep_params, environment=environment(d.world)), out/'config.json')
         write_json(split, out/'split.json')
 
     labelled = PatchDataset(load_volumes(prep, split['labelled']), cfg.patch, seed=cfg.seed, fg_prob=cfg.fg_prob, intensity=cfg.intensity)
@@ -304,9 +320,9 @@ def _train(d: Dist, device: torch.device, prep: Path, out: Path, split, cfg, res
     if threading.current_thread() is threading.main_thread():
         if signal.getsignal(signal.SIGINT) is signal.default_int_handler: old_handler = signal.signal(signal.SIGINT, _on_sigint)
         elif signal.getsignal(signal.SIGINT) == signal.SIG_IGN and main:    # inherited: `nohup`, or `cmd &` in a script
-            print("warning: this process ignores Ctrl-C (SIGINT was ignored when it started, as under `nohup` or `&` in a "
-                  f"script); stop it with `kill {os.getpid()}` and continue with resume: checkpoints are written every "
-                  f"{cfg.val_every} iterations", file=sys.stderr)
+            warnings.warn("this process ignores Ctrl-C (SIGINT was ignored when it started, as under `nohup` or `&` in a "
+                          f"script); stop it with `kill {os.getpid()}` and continue with resume: checkpoints are written "
+                          f"every {cfg.val_every} iterations", BratsWarning)
     def checkpoint(validate_now: bool):
         nonlocal best_dice, post
         rngs = None

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from brats_ssl.io import BratsError, Geometry, find_cases, read_case, write_image
+from brats_ssl.io import BratsError, BratsWarning, Geometry, find_cases, read_case, write_image
 from brats_ssl.metrics import dice, segmentation_metrics
 from brats_ssl.evaluate import (CASE_FIELDS, THRESHOLD_Z, evaluate_predictions, pred_path, summarise,
                                 threshold_predictions, threshold_segmentation)
@@ -50,7 +50,8 @@ def test_evaluate_predictions_equals_direct_metrics(brats_root, tmp_path):
     data, cases = _subset(brats_root, tmp_path)
     paths = threshold_predictions(data, tmp_path / 'pred', progress=False)
     assert [p.name for p in paths] == [f"{c.id}_pred.nii.gz" for c in cases]
-    rows = evaluate_predictions(tmp_path / 'pred', brats_root, progress=False)   # the full folder: only cases with a prediction
+    with pytest.warns(BratsWarning, match=f'{len(_labelled(brats_root)) - len(cases)} labelled case.s. of .* have no prediction and are not evaluated'):
+        rows = evaluate_predictions(tmp_path / 'pred', brats_root, progress=False)   # the full folder: only cases with a prediction
     assert [r['case'] for r in rows] == [c.id for c in cases]
     assert all(list(r) == CASE_FIELDS for r in rows)
     for r, c, p in zip(rows, cases, paths):

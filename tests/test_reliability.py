@@ -21,7 +21,7 @@ import torch
 from hypothesis import HealthCheck, example, given, settings, strategies as st
 
 import brats_ssl.io as bio
-from brats_ssl.io import BratsError, Case, atomic_path, find_cases, read_case, read_image, write_image, write_json
+from brats_ssl.io import BratsError, BratsWarning, Case, atomic_path, find_cases, read_case, read_image, write_image, write_json
 from brats_ssl.phantom import make_phantom, write_phantoms
 from brats_ssl.preprocess import preprocess_case, preprocess_dataset, load_arrays, list_preprocessed
 from brats_ssl.data import PatchDataset, split_cases, load_volumes
@@ -125,15 +125,17 @@ def test_same_case_id_twice(tmp_path, phantom):
 
 
 def test_flair_missing_label_missing(tmp_path, phantom):
-    "A folder holding only a label is not a case (ignored beside real cases); a case without label is unlabelled."
+    "A folder holding only a label is not a case (named in a warning beside real cases); a case without label is unlabelled."
     flair, seg = phantom
     data = tmp_path / 'data'
     put_case(data, None, seg, cid='OnlySeg')
     put_case(data, flair, None, cid='NoSeg')
-    cases = find_cases(data)
+    with pytest.warns(BratsWarning, match='not used: .*OnlySeg: OnlySeg_seg.nii.gz .no <case>_flair'):
+        cases = find_cases(data)
     assert [c.id for c in cases] == ['NoSeg'] and not cases[0].labelled
     before = snapshot(data)
-    assert preprocess_dataset(data, tmp_path / 'prep', workers=1, progress=False) == ['NoSeg']
+    with pytest.warns(BratsWarning, match='OnlySeg'):        # told again by the command that leaves it out
+        assert preprocess_dataset(data, tmp_path / 'prep', workers=1, progress=False) == ['NoSeg']
     x, y = load_arrays(tmp_path / 'prep', 'NoSeg')
     assert y is None and x.dtype == np.float32
     assert snapshot(data) == before and no_temp_files(tmp_path / 'prep')
@@ -561,3 +563,6 @@ def test_reproducibility(prep, tmp_path):
     assert conf['split'] == split and conf['preprocess']['margin'] == 4
     env = conf['environment']
     assert env['torch'] == torch.__version__ and env['numpy'] == np.__version__ and env['SimpleITK'] and env['python'] and 'brats_ssl' in env
+    # what the weights depend on beyond the versions: the CPU and the math libraries torch was built with
+    assert env['cpu'] and env['cpu_capability'] and env['threads'] == torch.get_num_threads() and 'onednn' in env and 'mkl' in env
+    if torch.backends.mkldnn.is_available(): assert env['onednn'][0].isdigit(), env['onednn']
