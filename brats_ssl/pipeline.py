@@ -91,7 +91,7 @@ BUDGETS = {
     'paper': dict(n_phantoms=None, phantom_size=None, phantom_spacing=None, labelled=25, val=25, test=60, unlabelled=225, spacing=None,
                   train=dict(iterations=6000, patch=(96, 96, 96), filters=(16, 32, 64, 128, 256), val_every=200)),
     'cpu-3mm': dict(n_phantoms=None, phantom_size=None, phantom_spacing=None, labelled=5, val=2, test=7, unlabelled=None, spacing=3.0, folds=3,
-                    train=dict(iterations=500, patch=(48, 48, 48), filters=(8, 16, 32, 64), norm='instance', lr=0.1, val_every=50, fg_prob=0.33)),
+                    mirror=True, train=dict(iterations=500, patch=(48, 48, 48), filters=(8, 16, 32, 64), norm='instance', lr=0.1, val_every=50, fg_prob=0.33, T=4)),
 }
 
 # %% ../nbs/12_pipeline.ipynb #5c67507c
