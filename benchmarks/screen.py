@@ -34,6 +34,7 @@ for m in a.methods:
     variants = {'best+val-post': [r for r in rows if r['method'] == m]}
     # the last checkpoint, and each post-processing forced, predicted again from the same runs
     cases = {c.id: c for c in find_cases(a.data)}
+    mirror = json.loads((out/'experiment.json').read_text())['settings']['mirror']   # as the budget predicts
     for ck in ('best', 'last'):
         for post in ('none', 'largest'):
             vr = []
@@ -45,8 +46,8 @@ for m in a.methods:
                 st = torch.load(src, weights_only=False); st['postprocess'] = post
                 tmp = fdir/'screen'/f"{m}_{ck}_{post}.pt"; tmp.parent.mkdir(exist_ok=True); torch.save(st, tmp)
                 pdir = fdir/'screen'/f"{m}_{ck}_{post}"
-                predict_dataset(tmp, [cases[c] for c in split['test']], pdir, device='cpu', progress=False)
-                vr += [dict(fold=fold, **x) for x in evaluate_predictions(pdir, a.data, progress=False)]
+                predict_dataset(tmp, [cases[c] for c in split['test']], pdir, device='cpu', progress=False, mirror=mirror)
+                vr += [dict(fold=fold, **x) for x in evaluate_predictions(pdir, a.data, progress=False, ids=split['test'])]
             variants[f'{ck}+{post}'] = vr
     for v, vr in variants.items():
         s = summarise(vr)

@@ -45,7 +45,7 @@ for tta in (False, True):
             pdir = fdir/'screen'/f"{m}_{'tta' if tta else 'plain'}"
             predict_dataset(fdir/'runs'/f"{m}_seed0"/'checkpoint_best.pt', [cases[c] for c in split['test']], pdir,
                             device='cpu', progress=False)
-            rows[m, tta] += [dict(fold=fdir.name, **r) for r in evaluate_predictions(pdir, a.data, progress=False)]
+            rows[m, tta] += [dict(fold=fdir.name, **r) for r in evaluate_predictions(pdir, a.data, progress=False, ids=split['test'])]
         print(m, 'tta' if tta else 'plain', round(summarise(rows[m, tta])['dice']['mean'], 4), f"{time.time() - t0:.0f} s", flush=True)
 res = []
 for m in a.methods:
