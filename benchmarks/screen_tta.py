@@ -5,25 +5,11 @@ tests over all patients; one line per method is appended to benchmarks/screens.c
 
     python benchmarks/screen_tta.py /tmp/brats_ssl_real_mri --data ../shared/data/brats18 [--methods unet mt uamt]
 """
-import argparse, csv, itertools, json, os, time
+import argparse, csv, json, os, time
 from pathlib import Path
-import torch
 from brats_ssl.pipeline import predict_dataset
 from brats_ssl.evaluate import evaluate_predictions, summarise, paired_comparison
 from brats_ssl.io import find_cases
-import brats_ssl.train as T
-
-class Mirrored(torch.nn.Module):
-    "A network whose output is the log of its softmax averaged over the 8 flips of the last three axes."
-    def __init__(self, net):
-        super().__init__(); self.net = net; self.size_multiple = getattr(net, 'size_multiple', 1)
-    def forward(self, x):
-        p = 0
-        for k in range(4):
-            for dims in itertools.combinations((2, 3, 4), k):
-                y = torch.softmax(self.net(x.flip(dims) if dims else x), 1)
-                p = p + (y.flip(dims) if dims else y)
-        return torch.log(p / 8)
 
 p = argparse.ArgumentParser()
 p.add_argument('run'); p.add_argument('--data', default=os.environ.get('BRATS_DATA', '../shared/data/brats18'))
@@ -34,17 +20,14 @@ cases = {c.id: c for c in find_cases(a.data)}
 folds = sorted(run.glob('fold*'))
 rows = {}
 t0 = time.time()
-plain_model_from_checkpoint = T.model_from_checkpoint
 for tta in (False, True):
-    import brats_ssl.pipeline as P
-    P.model_from_checkpoint = (lambda st, dev: Mirrored(plain_model_from_checkpoint(st, dev)).eval()) if tta else plain_model_from_checkpoint
     for m in a.methods:
         rows[m, tta] = []
         for fdir in folds:
             split = json.loads((fdir/'split.json').read_text())
             pdir = fdir/'screen'/f"{m}_{'tta' if tta else 'plain'}"
             predict_dataset(fdir/'runs'/f"{m}_seed0"/'checkpoint_best.pt', [cases[c] for c in split['test']], pdir,
-                            device='cpu', progress=False)
+                            device='cpu', progress=False, mirror=tta)
             rows[m, tta] += [dict(fold=fdir.name, **r) for r in evaluate_predictions(pdir, a.data, progress=False, ids=split['test'])]
         print(m, 'tta' if tta else 'plain', round(summarise(rows[m, tta])['dice']['mean'], 4), f"{time.time() - t0:.0f} s", flush=True)
 res = []

@@ -116,8 +116,9 @@ def _run_fold(out: Path, data: Path, prep: Path, split: dict, scan: dict, b: dic
             cfg = TrainConfig(method=m, seed=seed, device=device, **b['train'])
             last = run/'checkpoint_last.pt'
             st = load_checkpoint(last) if last.exists() else None
-            if st is not None and (config_differences(TrainConfig.from_dict(st['config']), cfg) or st.get('split') != split):
-                what = ', '.join(config_differences(TrainConfig.from_dict(st['config']), cfg) or ['split'])
+            diff = [] if st is None else config_differences(TrainConfig.from_dict(st['config']), cfg) + (['split'] if st.get('split') != split else [])
+            if diff:
+                what = ', '.join(diff)
                 raise BratsError(f"{run}: holds a run of another experiment (differs in: {what}); use another output folder")
             if not (st is not None and st['iteration'] >= cfg.iterations):
                 train(prep, run, split, cfg, resume=st is not None, progress=progress)
