@@ -116,7 +116,8 @@ def main(argv=None) -> int:
     res['preprocess'] = dict(cases=len(cases), seconds_per_case=float(np.mean(pre_t)), note='read + preprocess, one process')
     res['metrics'] = dict(cases=len(cases), ours_seconds=float(np.mean(ours_t)), medpy_seconds=float(np.mean(medpy_t)),
                           ratio=float(np.sum(medpy_t) / np.sum(ours_t)))
-    res['train'] = [_in_fresh_process(_train_step, (m, s, a.steps, a.device)) for s in a.sizes for m in ('unet', 'mt', 'uamt')]
+    from brats_ssl.methods import METHODS
+    res['train'] = [_in_fresh_process(_train_step, (m, s, a.steps, a.device)) for s in a.sizes for m in METHODS]
     for s in a.sizes:
         st = {r['method']: r['seconds'] for r in res['train'] if r['patch'] == s}
         res.setdefault('uamt_over_mt', {})[str(s)] = st['uamt'] / st['mt']

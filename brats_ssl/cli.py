@@ -23,16 +23,19 @@ def _cmd_preprocess(a):
     ids = preprocess_dataset(a.data, a.out, spacing=a.spacing, margin=a.margin, workers=a.workers)
     print(f"{len(ids)} cases preprocessed in {a.out}")
 
-def _train_options(p):
+def _train_options(p, skip=('method',), budget: bool = False):
+    """One option per `TrainConfig` field (but `skip`). `budget`: the options only override a budget's settings, so
+    an option not given is left out (and the budget's value stays)."""
     from brats_ssl.train import TrainConfig
-    g = p.add_argument_group('training options (defaults: the paper\'s GPU settings)')
+    g = p.add_argument_group("training options (default: the budget's)" if budget else 'training options (defaults: the paper\'s GPU settings)')
     for f in fields(TrainConfig):
-        if f.name == 'method': continue
-        flag = '--' + f.name.replace('_', '-')
-        if f.name in ('patch', 'filters'): g.add_argument(flag, type=int, nargs='+', default=f.default)
-        elif f.type in ('bool',) or isinstance(f.default, bool): g.add_argument(flag, type=lambda s: s.lower() in ('1', 'true', 'yes', 'on'), default=f.default, metavar='{true,false}')
-        elif f.default is None: g.add_argument(flag, type=int, default=None)
-        else: g.add_argument(flag, type=type(f.default), default=f.default)
+        if f.name in skip: continue
+        flag, kw = '--' + f.name.replace('_', '-'), dict(default=argparse.SUPPRESS) if budget else dict(default=f.default)
+        if f.name in ('patch', 'filters'): g.add_argument(flag, type=int, nargs='+', **kw)
+        elif f.type in ('bool',) or isinstance(f.default, bool): g.add_argument(flag, type=lambda s: s.lower() in ('1', 'true', 'yes', 'on'), metavar='{true,false}', **kw)
+        elif f.name == 'norm': g.add_argument(flag, choices=['batch', 'instance', 'none'], **kw)
+        elif f.default is None: g.add_argument(flag, type=int, **kw)
+        else: g.add_argument(flag, type=type(f.default), **kw)
 
 def _cmd_train(a):
     from brats_ssl.train import TrainConfig, train
@@ -67,8 +70,10 @@ def _cmd_evaluate(a):
 
 def _cmd_reproduce(a):
     from brats_ssl.pipeline import reproduce
-    over = {k: v for k, v in dict(iterations=a.iterations, folds=a.folds).items() if v is not None}
-    reproduce(a.out, data=a.data, budget=a.budget, seeds=tuple(a.seeds), device=a.device, **over)
+    from brats_ssl.train import TrainConfig
+    over = {k: getattr(a, k) for k in TrainConfig.__dataclass_fields__ if hasattr(a, k) and k not in ('method', 'seed', 'device')}
+    if a.folds is not None: over['folds'] = a.folds
+    reproduce(a.out, data=a.data, budget=a.budget, methods=a.methods, seeds=tuple(a.seeds), device=a.device, **over)
     print((Path(a.out)/'table1.md').read_text())
 
 # %% ../nbs/13_cli.ipynb #dfbda3fd
@@ -93,9 +98,10 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument('--margin', type=int, default=4, help='voxels kept around the brain')
     s.add_argument('--workers', type=int, default=None, help='processes (default: all cores)')
     s.set_defaults(func=_cmd_preprocess)
-    s = sub.add_parser('train', help='train unet, mt or uamt', description='Train one method on a preprocessed folder.')
+    from brats_ssl.methods import METHODS
+    s = sub.add_parser('train', help=f"train {', '.join(METHODS)}", description='Train one method on a preprocessed folder.')
     s.add_argument('prep'); s.add_argument('out')
-    s.add_argument('--method', choices=['unet', 'mt', 'uamt'], default='uamt')
+    s.add_argument('--method', choices=list(METHODS), default='uamt')
     s.add_argument('--split', help='JSON split file (labelled/unlabelled/val/test lists); default: drawn from the counts below')
     for name, default, what in (('labelled', 0.075, 'labelled training'), ('val', 0.075, 'validation'), ('test', 0.18, 'test')):
         s.add_argument(f'--{name}', type=float, default=default,
@@ -118,9 +124,11 @@ def parser() -> argparse.ArgumentParser:
     s = sub.add_parser('reproduce', help='the whole comparison (Table 1 and figures)', description='Synthetic data (or --data), preprocessing, the three methods, predictions, Table 1 and figures. A rerun into the same --out continues the same experiment (after an interruption, say); one with another budget, setting or data folder is refused.')
     s.add_argument('--out', default='brats_ssl_reproduce'); s.add_argument('--data', default=None, help='a BraTS folder (default: synthetic cases)')
     s.add_argument('--budget', choices=['quick', 'cpu-3mm', 'paper'], default='quick', help='quick: CPU minutes on synthetic volumes; cpu-3mm: a real BraTS folder at 3 mm on the CPU, 3-fold cross-validation; paper: the paper\'s GPU settings')
-    s.add_argument('--seeds', type=int, nargs='+', default=[0]); s.add_argument('--iterations', type=int, default=None)
+    s.add_argument('--methods', nargs='+', choices=list(METHODS), default=None, help='the methods to compare (default: all)')
+    s.add_argument('--seeds', type=int, nargs='+', default=[0])
     s.add_argument('--folds', type=int, default=None, help="cross-validation: every labelled case a test case once (default: the budget's)")
     s.add_argument('--device', default='auto')
+    _train_options(s, skip=('method', 'seed', 'device'), budget=True)
     s.set_defaults(func=_cmd_reproduce)
     return p
 

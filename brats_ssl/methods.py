@@ -10,17 +10,40 @@ import torch.nn.functional as F
 from .losses import supervised_loss, consistency_loss, entropy_uncertainty, consistency_weight, uncertainty_threshold
 
 # %% auto #0
-__all__ = ['METHODS', 'Supervised', 'ema_update', 'teacher_noise', 'MeanTeacher', 'UAMT', 'make_method']
+__all__ = ['METHODS', 'register_method', 'method_title', 'Supervised', 'ema_update', 'teacher_noise', 'MeanTeacher', 'UAMT',
+           'method_settings', 'make_method']
+
+# %% ../nbs/06_methods.ipynb #8cac88af
+METHODS: dict[str, type] = {}
+
+def register_method(cls: type) -> type:
+    """Add the method class `cls` to `METHODS` under `cls.name` (use as a decorator). It needs a short `name` (the CLI's
+    `--method`) and a `title` (the name in tables and figures); a name already taken by another class is an error."""
+    for a in ('name', 'title'):
+        if not isinstance(vars(cls).get(a), str) or not vars(cls)[a]: raise ValueError(f"{cls.__name__} needs its own class attribute {a!r} (a string)")
+    if cls.name in METHODS and METHODS[cls.name].__qualname__ != cls.__qualname__:
+        raise ValueError(f"method name {cls.name!r} is taken by {METHODS[cls.name].__name__}")
+    METHODS[cls.name] = cls
+    return cls
+
+def method_title(name: str) -> str:
+    "The name of method `name` in tables and figures ('UNet3D', 'Mean Teacher', 'UAMT'); any other key as it is."
+    return METHODS[name].title if name in METHODS else str(name)
+
 
 # %% ../nbs/06_methods.ipynb #621ee7a3
+@register_method
 class Supervised:
     "UNet3D trained on the labelled patches only: loss = CE + Dice."
-    name, semi_supervised = 'unet', False
+    name, title, semi_supervised = 'unet', 'UNet3D', False
+    uncertainty_maps = False      # whether `reproduce` also writes its Monte Carlo uncertainty maps
 
     def __init__(self, ce_weight: float = 1.0, dice_weight: float = 1.0):
         self.ce_weight, self.dice_weight = ce_weight, dice_weight
 
     def setup(self, student: torch.nn.Module) -> None: "Prepare for training `student` (nothing to do here)."
+    def trainable(self, student) -> list[torch.nn.Module]: "The networks the optimiser trains: the student."; return [student]
+    def networks(self, student) -> list[torch.nn.Module]: "All networks of the method, trained or not."; return self.trainable(student)
 
     def loss(self, student, x_l, y_l, x_u, it: int, max_it: int) -> tuple[torch.Tensor, dict]:
         "The loss of one step and a dict of floats to log. x_l (B,1,D,H,W), y_l (B,D,H,W), x_u (B',1,D,H,W) or None."
@@ -30,6 +53,7 @@ class Supervised:
     def update(self, student, it: int) -> None: "Called after each optimiser step."
     def state_dict(self) -> dict: return {}
     def load_state_dict(self, d: dict) -> None: pass
+
 
 # %% ../nbs/06_methods.ipynb #35eb7210
 @torch.no_grad()
@@ -43,12 +67,14 @@ def teacher_noise(x: torch.Tensor, std: float = 0.1, clip: float = 0.2) -> torch
     "`x` plus Gaussian noise N(0, std^2) clamped to [-clip, clip]."
     return x + torch.clamp(torch.randn_like(x) * std, -clip, clip)
 
+@register_method
 class MeanTeacher(Supervised):
     "Supervised loss on labelled patches + ramped-up consistency with an EMA teacher on unlabelled patches."
-    name, semi_supervised = 'mt', True
+    name, title, semi_supervised = 'mt', 'Mean Teacher', True
 
     def __init__(self, ema_decay: float = 0.99, w_max: float = 0.1, rampup: int | None = None,
                  noise_std: float = 0.1, noise_clip: float = 0.2, **kw):
+        "`rampup`: iterations of the sigmoid ramp of the consistency weight (None: the whole run; 0: full weight at once)."
         super().__init__(**kw)
         self.ema_decay, self.w_max, self.rampup, self.noise_std, self.noise_clip = ema_decay, w_max, rampup, noise_std, noise_clip
         self.teacher = None
@@ -57,6 +83,8 @@ class MeanTeacher(Supervised):
         self.teacher = copy.deepcopy(student)
         for p in self.teacher.parameters(): p.requires_grad_(False)
         self.teacher.train()   # as in the reference code: dropout active, batch statistics
+
+    def networks(self, student): return [student, self.teacher]
 
     @torch.no_grad()
     def teacher_output(self, x_u, it, max_it) -> tuple[torch.Tensor, torch.Tensor | None, dict]:
@@ -69,7 +97,7 @@ class MeanTeacher(Supervised):
         sup, logs = supervised_loss(logits[:n], y_l, ce_weight=self.ce_weight, dice_weight=self.dice_weight)
         t_logits, mask, extra = self.teacher_output(x_u, it, max_it)
         cons = consistency_loss(logits[n:], t_logits.to(logits.dtype), mask)
-        w = consistency_weight(it, self.w_max, self.rampup or max_it)
+        w = consistency_weight(it, self.w_max, max_it if self.rampup is None else self.rampup)
         total = sup + w * cons
         return total, dict(loss=float(total.detach()), **logs, consistency=float(cons.detach()), consistency_weight=w, **extra)
 
@@ -80,9 +108,10 @@ class MeanTeacher(Supervised):
     def load_state_dict(self, d): self.teacher.load_state_dict(d['teacher'])
 
 # %% ../nbs/06_methods.ipynb #a39aa4ce
+@register_method
 class UAMT(MeanTeacher):
     "Mean Teacher whose consistency is restricted to voxels where the teacher's T-pass uncertainty is below a rising threshold."
-    name = 'uamt'
+    name, title, uncertainty_maps = 'uamt', 'UAMT', True
 
     def __init__(self, T: int = 8, chunk: int | None = None, **kw):
         super().__init__(**kw)
@@ -100,14 +129,19 @@ class UAMT(MeanTeacher):
         return logits[:B], mask, dict(kept=float(mask.mean()), uncertainty=float(u.mean()))
 
 # %% ../nbs/06_methods.ipynb #2d77a172
-METHODS = {m.name: m for m in (Supervised, MeanTeacher, UAMT)}
-
-def make_method(name: str, **kw):
-    "The method called `name` ('unet', 'mt' or 'uamt'); `kw` are its options, those it does not take are ignored."
+def method_settings(name: str) -> set[str]:
+    "The names of the settings that method `name` takes (its `__init__` parameters and those of its base classes)."
     if name not in METHODS: raise ValueError(f"unknown method {name!r}: choose one of {', '.join(METHODS)}")
     import inspect
-    cls = METHODS[name]
-    accepted = set()
-    for c in cls.__mro__:
-        if '__init__' in vars(c): accepted |= set(inspect.signature(c.__init__).parameters) - {'self', 'kw'}
-    return cls(**{k: v for k, v in kw.items() if k in accepted})
+    out = set()
+    for c in METHODS[name].__mro__:
+        if '__init__' in vars(c):
+            out |= {k for k, p in inspect.signature(c.__init__).parameters.items() if k != 'self' and p.kind is p.POSITIONAL_OR_KEYWORD}
+    return out
+
+def make_method(name: str, **kw):
+    "The method called `name` (a key of `METHODS`) with settings `kw`; a setting it does not take is an error that names it."
+    unknown = sorted(set(kw) - method_settings(name))
+    if unknown: raise ValueError(f"method {name!r} takes no setting {', '.join(map(repr, unknown))}; its settings: {', '.join(sorted(method_settings(name)))}")
+    return METHODS[name](**kw)
+

@@ -17,7 +17,8 @@ from .train import TrainConfig, train, load_checkpoint, model_from_checkpoint, r
 from .infer import predict_case
 from .evaluate import (evaluate_predictions, write_rows, summarise, seed_summary, write_table1, threshold_predictions,
                                 compare_methods, comparison_table, threshold_scan, PAPER_TABLE1)
-from .viz import MODEL_NAMES, plot_loss_curves, plot_slices, plot_surfaces, save_figure
+from .methods import METHODS, method_title
+from .viz import plot_loss_curves, plot_slices, plot_surfaces, save_figure
 
 # %% auto #0
 __all__ = ['BUDGETS', 'predict_dataset', 'reproduce']
@@ -124,7 +125,7 @@ def _run_fold(out: Path, data: Path, prep: Path, split: dict, scan: dict, b: dic
                 train(prep, run, split, cfg, resume=st is not None, progress=progress)
             runs[(m, seed)] = run
             pdir = out/'predictions'/f"{m}_seed{seed}"
-            predict_dataset(run/'checkpoint_best.pt', test_cases, pdir, uncertainty=(m == 'uamt'), device=device, progress=False,
+            predict_dataset(run/'checkpoint_best.pt', test_cases, pdir, uncertainty=METHODS[m].uncertainty_maps, device=device, progress=False,
                             mirror=b['mirror'])
             rows += [dict(method=m, seed=seed, **tag, **x) for x in evaluate_predictions(pdir, data, progress=False, ids=split['test'])]
     return rows, runs
@@ -147,11 +148,17 @@ def _same_experiment(out: Path, now: dict) -> None:
         raise BratsError(f"{out}: exists and is not empty, and holds no `reproduce` experiment; use another output folder")
     else: write_json(now, path)
 
-def reproduce(out='brats_ssl_reproduce', data=None, budget: str = 'quick', methods=('unet', 'mt', 'uamt'),
+def reproduce(out='brats_ssl_reproduce', data=None, budget: str = 'quick', methods=None,
               seeds=(0,), device: str = 'auto', progress: bool = True, **overrides) -> dict:
     """Run the whole comparison; returns the summaries per method. `overrides` change the budget's settings (`folds`:
-    cross-validation over all labelled cases) or its `train` options."""
+    cross-validation over all labelled cases) or its `train` options (any `TrainConfig` field). `methods`: keys of
+    `METHODS` (default: all of them)."""
     if budget not in BUDGETS: raise BratsError(f"unknown budget {budget!r}: choose {', '.join(BUDGETS)}")
+    methods = tuple(METHODS) if methods is None else tuple(methods)
+    bad = [m for m in methods if m not in METHODS]
+    if bad: raise BratsError(f"unknown method {', '.join(map(repr, bad))}: choose from {', '.join(METHODS)}")
+    unknown = sorted(k for k in overrides if k not in BUDGETS[budget] and k not in ('folds', 'mirror') and k not in TrainConfig.__dataclass_fields__)
+    if unknown: raise BratsError(f"unknown setting {', '.join(map(repr, unknown))}: a budget setting ({', '.join(BUDGETS[budget])}) or a training option")
     b = {'folds': None, 'mirror': False, **BUDGETS[budget], 'train': dict(BUDGETS[budget]['train'])}
     for k, v in overrides.items():
         if k in b: b[k] = v
@@ -179,11 +186,11 @@ def reproduce(out='brats_ssl_reproduce', data=None, budget: str = 'quick', metho
         r, fr = _run_fold(fdir, data, out/'prep', split, scan, b, methods, seeds, device, progress, k if b['folds'] else None)
         rows += r; runs.append(fr)
         if b['folds']:
-            fs = {MODEL_NAMES[m]: summarise([x for x in r if x['method'] == m and x['seed'] == seeds[0]]) for m in methods}
+            fs = {method_title(m): summarise([x for x in r if x['method'] == m and x['seed'] == seeds[0]]) for m in methods}
             fs['Threshold (no learning)'] = summarise([x for x in r if x['method'] == 'threshold'])
             write_table1(fs, fdir, caption=f"Fold {k}: mean ± std over its {len(split['test'])} test cases (seed {seeds[0]}).")
     write_rows(rows, out/'per_case.csv')
-    per_seed = {MODEL_NAMES[m]: [summarise([x for x in rows if x['method'] == m and x['seed'] == s]) for s in seeds] for m in methods}
+    per_seed = {method_title(m): [summarise([x for x in rows if x['method'] == m and x['seed'] == s]) for s in seeds] for m in methods}
     summaries = {k: (v[0] if len(v) == 1 else seed_summary(v)) for k, v in per_seed.items()}
     summaries['Threshold (no learning)'] = summarise([x for x in rows if x['method'] == 'threshold'])
     n = len({x['case'] for x in rows})
@@ -191,16 +198,16 @@ def reproduce(out='brats_ssl_reproduce', data=None, budget: str = 'quick', metho
     spread = (f"mean ± std over {where} (seed {seeds[0]})" if len(seeds) == 1 else
               f"networks: mean ± std across seeds {', '.join(map(str, seeds))} of the mean over {where}; threshold: mean ± std over the test cases")
     write_table1(summaries, out, reference=PAPER_TABLE1, caption=f"Test set, {spread}. Rows marked (paper): the paper's Table 1 (BraTS 2019), for orientation.")
-    by_method = {MODEL_NAMES.get(m, m): [x for x in rows if x['method'] == m and x['seed'] in (seeds[0], '')]
+    by_method = {method_title(m): [x for x in rows if x['method'] == m and x['seed'] in (seeds[0], '')]
                  for m in (*methods, 'threshold')}
     by_method['Threshold (no learning)'] = by_method.pop('threshold')
     text = '\n\n'.join(comparison_table(compare_methods(by_method, k)) for k in ('dice', 'hd95'))
     write_text(f"Paired comparisons on {where} (seed {seeds[0]}):\n\n{text}\n", out/'comparisons.md')
     figs = out/'figures'
-    save_figure(plot_loss_curves({MODEL_NAMES[m]: runs[0][(m, seeds[0])] for m in methods}), figs/'fig1_loss_curves.png')
+    save_figure(plot_loss_curves({method_title(m): runs[0][(m, seeds[0])] for m in methods}), figs/'fig1_loss_curves.png')
     case = [c for c in find_cases(data) if c.id == splits[0]['test'][0]][0]
     flair, seg = read_case(case)
-    masks = {MODEL_NAMES[m]: read_image(dirs[0]/'predictions'/f"{m}_seed{seeds[0]}"/f"{case.id}_pred.nii.gz") for m in methods}
+    masks = {method_title(m): read_image(dirs[0]/'predictions'/f"{m}_seed{seeds[0]}"/f"{case.id}_pred.nii.gz") for m in methods}
     save_figure(plot_slices(flair, masks, ref=seg > 0, case_title=case.id), figs/'fig2_slices.png')
     save_figure(plot_surfaces(masks, ref=seg > 0, case_title=case.id), figs/'fig2_surfaces.png')
     write_json(dict(budget=budget, settings=b, seeds=list(seeds), methods=list(methods), seconds=round(time.time() - t0, 1),

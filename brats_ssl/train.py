@@ -16,7 +16,7 @@ import brats_ssl
 from .io import BratsError, BratsWarning, atomic_path, write_json
 from .data import PatchDataset, load_volumes, step_batches
 from .models import UNet3D
-from .methods import make_method
+from .methods import METHODS, make_method, method_settings
 from .infer import sliding_window, postprocess, POSTPROCESS
 
 # %% auto #0
@@ -28,7 +28,7 @@ __all__ = ['LOG_FIELDS', 'VAL_FIELDS', 'TrainConfig', 'poly_lr', 'resolve_device
 @dataclass
 class TrainConfig:
     "All settings of a training run."
-    method: str = 'uamt'              # 'unet', 'mt' or 'uamt'
+    method: str = 'uamt'              # a key of `METHODS`: 'unet', 'mt', 'uamt' (or a registered method)
     iterations: int = 6000
     batch_labelled: int = 2
     batch_unlabelled: int = 2         # ignored by 'unet'
@@ -63,7 +63,8 @@ class TrainConfig:
     def __post_init__(self):
         self.patch, self.filters = tuple(self.patch), tuple(self.filters)
         if self.norm == 'none': self.norm = None
-        if self.method not in ('unet', 'mt', 'uamt'): raise BratsError(f"unknown method {self.method!r}: choose unet, mt or uamt")
+        if self.method not in METHODS: raise BratsError(f"unknown method {self.method!r}: choose one of {', '.join(METHODS)}")
+        if self.rampup is not None and self.rampup < 0: raise BratsError(f"rampup must be >= 0 iterations (or None: the whole run), got {self.rampup}")
         m = 2 ** (len(self.filters) - 1)
         if len(self.patch) != 3 or any(p % m for p in self.patch):
             raise BratsError(f"patch {self.patch}: each side must be a multiple of {m} for {len(self.filters)} UNet levels")
@@ -100,9 +101,10 @@ def build(cfg: TrainConfig, device=None):
         torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
     model = UNet3D(1, 2, cfg.filters, cfg.norm, cfg.dropout).to(device)
     if cfg.channels_last: model = model.to(memory_format=torch.channels_last_3d)
-    method = make_method(cfg.method, **asdict(cfg))
+    method = make_method(cfg.method, **{k: v for k, v in asdict(cfg).items() if k in method_settings(cfg.method)})
     method.setup(model)
-    opt = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+    params = [p for net in method.trainable(model) for p in net.parameters()]
+    opt = torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
     return model, method, opt
 
 # %% ../nbs/08_train.ipynb #1c39bf38
@@ -308,6 +310,8 @@ def _train(d: Dist, device: torch.device, prep: Path, out: Path, split, cfg, res
     model.train()
     if d.world > 1:   # DDP's note that the 1x1x1 head's channels-last gradient is copied into its bucket: harmless
         warnings.filterwarnings('ignore', message='Grad strides do not match bucket view strides')
+    if d.world > 1 and len(method.trainable(model)) > 1:
+        raise BratsError(f"method {cfg.method!r} trains {len(method.trainable(model))} networks; several processes (torchrun) support one")
     net = model if d.world == 1 else DistributedDataParallel(      # world > 1: gradients averaged over the ranks
         model, device_ids=[device.index] if device.type == 'cuda' else None)
     it = done = start      # `done`: iterations whose update is complete (what a checkpoint may claim)
@@ -328,7 +332,7 @@ def _train(d: Dist, device: torch.device, prep: Path, out: Path, split, cfg, res
         rngs = None
         if d.world > 1:                                      # world > 1: every rank's random state; ranks still in step?
             rngs = _gather(d, _rng_state())
-            if len({tuple(c) for c in _gather(d, _checksums(model, *([method.teacher] if method.semi_supervised else [])))}) > 1:
+            if len({tuple(c) for c in _gather(d, _checksums(*method.networks(model)))}) > 1:
                 raise BratsError(f"the {d.world} processes' weights differ at iteration {done}: the ranks are out of sync")
         if not main: return
         if validate_now and val:

@@ -15,10 +15,11 @@ from matplotlib.patches import Patch
 from mpl_toolkits.mplot3d.art3d import Poly3DCollection
 from scipy import ndimage
 from .io import BratsError, Geometry, atomic_path
+from .methods import method_title
 
 # %% auto #0
-__all__ = ['MODEL_NAMES', 'OUTCOME_COLORS', 'read_log', 'smooth', 'plot_loss_curves', 'render_slice', 'plot_slices',
-           'plot_surfaces', 'save_figure', 'slice_viewer', 'view_3d']
+__all__ = ['OUTCOME_COLORS', 'read_log', 'smooth', 'plot_loss_curves', 'render_slice', 'plot_slices', 'plot_surfaces',
+           'save_figure', 'slice_viewer', 'view_3d']
 
 # %% ../nbs/11_viz.ipynb #b9e35dd4
 def _figure_png(fig: Figure, dpi: int = 100) -> bytes:
@@ -39,13 +40,12 @@ def _register_figure_display() -> None:
 _register_figure_display()
 
 # %% ../nbs/11_viz.ipynb #3048f014
-MODEL_NAMES = {'unet': 'UNet3D', 'mt': 'Mean Teacher', 'uamt': 'UAMT'}
 OUTCOME_COLORS = {'agree (TP)': (1.0, 0.85, 0.0), 'false positive (FP)': (0.9, 0.1, 0.1), 'false negative (FN)': (0.0, 0.45, 1.0)}
 _TP, _FP, _FN = OUTCOME_COLORS.values()
 # colours of the viewer's overlays, in the order given (the ground truth, usually first, gets the TP yellow)
 _VIEW_COLORS = [(1.0, 0.85, 0.0), (0.0, 0.85, 0.85), (0.95, 0.3, 0.95), (0.35, 0.9, 0.2), (1.0, 0.5, 0.0), (0.6, 0.6, 1.0)]
 
-def _name(key) -> str: return MODEL_NAMES.get(key, str(key))
+def _name(key) -> str: return method_title(key)       # 'unet' -> 'UNet3D'; other keys as they are
 
 def _palette(keys, colors=None) -> dict:
     "A colour per overlay key: `_VIEW_COLORS` in order, overridden by `colors`."
