@@ -8,10 +8,53 @@ import torch
 from torch import nn
 
 # %% auto #0
-__all__ = ['NORMS', 'UNet3D', 'count_parameters', 'enable_dropout']
+__all__ = ['NORMS', 'InstanceNorm3d', 'UNet3D', 'count_parameters']
+
+# %% ../nbs/04_models.ipynb #a2da9dec
+def _voxels_by_channel(x: torch.Tensor) -> torch.Tensor:
+    "A `(B, N, C)` view of a 5D tensor `x` (N = D*H*W): no copy in either memory layout."
+    B, C = x.shape[:2]
+    if x.is_contiguous(memory_format=torch.channels_last_3d): return x.permute(0, 2, 3, 4, 1).view(B, -1, C)
+    return x.reshape(B, C, -1).transpose(1, 2)
+
+class _InstanceNormFn(torch.autograd.Function):
+    "Instance normalisation with a scale and a shift, in the memory layout of its input (see the equations above)."
+    @staticmethod
+    def forward(ctx, x, weight, bias, eps):
+        v = _voxels_by_channel(x)
+        mean = v.mean(1, keepdim=True)
+        rstd = ((v - mean).pow_(2).mean(1, keepdim=True) + eps).rsqrt_()
+        scale = rstd * weight.view(1, 1, -1)
+        y = torch.empty_like(x)              # same layout as x
+        torch.addcmul(bias.view(1, 1, -1) - mean * scale, v, scale, out=_voxels_by_channel(y))
+        ctx.save_for_backward(x, mean, rstd, weight)
+        return y
+
+    @staticmethod
+    def backward(ctx, gy):
+        x, mean, rstd, weight = ctx.saved_tensors
+        v, g = _voxels_by_channel(x), _voxels_by_channel(gy)
+        xhat = (v - mean) * rstd
+        dbeta, dgamma = g.sum(1, keepdim=True), (g * xhat).sum(1, keepdim=True)
+        n = v.shape[1]
+        gx = torch.empty_like(x)
+        torch.mul(g - dbeta / n - xhat * (dgamma / n), rstd * weight.view(1, 1, -1), out=_voxels_by_channel(gx))
+        return gx, dgamma.sum((0, 1)), dbeta.sum((0, 1)), None
+
+class InstanceNorm3d(nn.InstanceNorm3d):
+    """`nn.InstanceNorm3d(c, affine=True)` that keeps its input's memory layout on the CPU (no transposing copies in a
+    channels-last network); elsewhere, or in an autocast region, PyTorch's own. Same parameters, same state dict."""
+    def __init__(self, num_features: int, eps: float = 1e-5): super().__init__(num_features, eps=eps, affine=True)
+
+    def forward(self, x):
+        if (x.ndim != 5 or x.device.type != 'cpu' or x.dtype not in (torch.float32, torch.float64) or torch.is_autocast_enabled('cpu')
+                or not x.is_contiguous(memory_format=torch.channels_last_3d)):
+            return super().forward(x)
+        return _InstanceNormFn.apply(x, self.weight, self.bias, self.eps)
+
 
 # %% ../nbs/04_models.ipynb #59685881
-NORMS = {'batch': nn.BatchNorm3d, 'instance': lambda c: nn.InstanceNorm3d(c, affine=True), None: None}
+NORMS = {'batch': nn.BatchNorm3d, 'instance': InstanceNorm3d, None: None}
 
 def _norm_name(norm):
     "'batch', 'instance' or None; `True` / `False` (the former `batchnorm` flag) mean 'batch' / None."
@@ -97,10 +140,3 @@ class UNet3D(nn.Module):
 def count_parameters(model: nn.Module, trainable_only: bool = True) -> int:
     "Number of parameters of `model` (only those with `requires_grad` when `trainable_only`); buffers are not counted."
     return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
-
-# %% ../nbs/04_models.ipynb #25fdf835
-def enable_dropout(model: nn.Module, on: bool = True) -> nn.Module:
-    "Put only the dropout modules of `model` in train mode (`on`) or eval mode; every other module is left as it is."
-    for m in model.modules():
-        if isinstance(m, nn.modules.dropout._DropoutNd): m.train(on)
-    return model
