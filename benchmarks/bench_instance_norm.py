@@ -7,11 +7,15 @@ UNet3D(8..64), instance norm, channels-last, batch 2 labelled + 2 unlabelled pat
 then timed in pairs, one step of each, so that both see the same machine. Prints each pair and the median ratio.
 """
 from __future__ import annotations
-import argparse, statistics, time
+import argparse, sys, time
+from pathlib import Path
 import torch
 from torch import nn
 import brats_ssl.models as M
 from brats_ssl.train import TrainConfig, build, heap_cache
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_ratio import report_pairs  # noqa: E402
 
 
 def stepper(ours: bool, a):
@@ -46,12 +50,7 @@ def main(argv=None) -> int:
     with heap_cache(True):
         for _ in range(2): theirs(); ours()
         res = [(theirs(), ours()) for _ in range(a.pairs)]
-    for k, (t, o) in enumerate(res):
-        print(f"pair {k + 1}/{a.pairs}: nn.InstanceNorm3d {t:.3f} s, brats_ssl InstanceNorm3d {o:.3f} s, ratio {o / t:.2f}")
-    r = [o / t for t, o in res]
-    print(f"{a.method} step at {a.size}^3, UNet3D{tuple(a.filters)}, {torch.get_num_threads()} threads, {a.pairs} pairs: "
-          f"ours / PyTorch's median {statistics.median(r):.2f} (range {min(r):.2f}-{max(r):.2f}); median steps "
-          f"{statistics.median(t for t, _ in res):.3f} s and {statistics.median(o for _, o in res):.3f} s")
+    report_pairs(res, "PyTorch's", 'ours', f"{a.method} step at {a.size}^3, UNet3D{tuple(a.filters)}, {torch.get_num_threads()} threads")
     return 0
 
 

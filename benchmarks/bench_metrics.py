@@ -21,12 +21,12 @@ import scipy, medpy
 from brats_ssl.io import BratsError, find_cases, read_case, write_json
 from brats_ssl.metrics import segmentation_metrics
 
-REPO = Path(__file__).resolve().parents[1]
 KEYS = ('dice', 'ravd', 'hd95', 'asd')
 
 
 def default_data() -> Path:
-    return Path(os.environ.get('BRATS_DATA', REPO.parent / 'shared' / 'data' / 'brats18'))
+    from brats_ssl.io import default_data_dir
+    return default_data_dir()
 
 
 def _ball(shape, centre, radius) -> np.ndarray:

@@ -22,6 +22,15 @@ def _pairs(args) -> list[tuple[float, float]]:
         return [(mt(), uamt()) for _ in range(pairs)]
 
 
+def report_pairs(res: list[tuple[float, float]], a: str, b: str, what: str) -> None:
+    "Print each timed pair (a step of `a`, then one of `b`) and the median of the ratios b / a with their range."
+    for k, (x, y) in enumerate(res):
+        print(f"pair {k + 1}/{len(res)}: {a} {x:.3f} s, {b} {y:.3f} s, ratio {y / x:.2f}")
+    r = [y / x for x, y in res]
+    print(f"{what}, {len(res)} pairs: {b} / {a} median {statistics.median(r):.2f}x (range {min(r):.2f}-{max(r):.2f}x; "
+          f"median steps {statistics.median(x for x, _ in res):.3f} s and {statistics.median(y for _, y in res):.3f} s)")
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument('--size', type=int, default=64, help='patch side')
@@ -29,12 +38,7 @@ def main(argv=None) -> int:
     ap.add_argument('--device', default='auto')
     a = ap.parse_args(argv)
     res = _in_fresh_process(_pairs, (a.size, a.pairs, a.device))
-    for k, (m, u) in enumerate(res):
-        print(f"pair {k + 1}/{a.pairs}: Mean Teacher {m:.2f} s, UAMT {u:.2f} s, ratio {u / m:.2f}x")
-    r = [u / m for m, u in res]
-    print(f"UAMT / Mean Teacher at {a.size}^3 (T=8), {a.pairs} pairs: median {statistics.median(r):.2f}x "
-          f"(range {min(r):.2f}-{max(r):.2f}x; median steps {statistics.median(m for m, _ in res):.2f} s and "
-          f"{statistics.median(u for _, u in res):.2f} s)")
+    report_pairs(res, 'Mean Teacher', 'UAMT', f"UAMT / Mean Teacher at {a.size}^3 (T=8)")
     return 0
 
 

@@ -4,6 +4,7 @@ and back to the 1 mm FLAIR grid, by nearest neighbour on the coarse mask or line
     python benchmarks/round_trip.py [--data ../shared/data/brats18] [--spacings 2 3]
 """
 import argparse, os
+from brats_ssl.io import default_data_dir
 import numpy as np
 import SimpleITK as sitk
 from brats_ssl.io import find_cases, read_case
@@ -11,7 +12,7 @@ from brats_ssl.preprocess import preprocess_case
 from brats_ssl.metrics import dice
 
 p = argparse.ArgumentParser()
-p.add_argument('--data', default=os.environ.get('BRATS_DATA', '../shared/data/brats18'))
+p.add_argument('--data', default=str(default_data_dir()))
 p.add_argument('--spacings', type=float, nargs='+', default=[2.0, 3.0])
 a = p.parse_args()
 cases = [c for c in find_cases(a.data) if c.labelled]

@@ -6,6 +6,7 @@ and keeps the per-patient rows in benchmarks/screens/NAME_per_case.csv.
     python benchmarks/screen.py NAME --data ../shared/data/brats18 --out /tmp/screens [--methods unet] [--set key=value ...]
 """
 import argparse, ast, csv, json, os, sys, time
+from brats_ssl.io import default_data_dir
 from pathlib import Path
 import numpy as np
 from brats_ssl.pipeline import reproduce, predict_dataset
@@ -13,7 +14,7 @@ from brats_ssl.evaluate import evaluate_predictions, read_rows, summarise, paire
 from brats_ssl.io import find_cases
 
 p = argparse.ArgumentParser()
-p.add_argument('name'); p.add_argument('--data', default=os.environ.get('BRATS_DATA', '../shared/data/brats18'))
+p.add_argument('name'); p.add_argument('--data', default=str(default_data_dir()))
 p.add_argument('--out', default='/tmp/screens'); p.add_argument('--budget', default='cpu-3mm')
 p.add_argument('--methods', nargs='+', default=['unet']); p.add_argument('--folds', type=int, default=3)
 p.add_argument('--set', nargs='*', default=[], help='key=value overrides (python literals)')

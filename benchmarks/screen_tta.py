@@ -6,13 +6,14 @@ tests over all patients; one line per method is appended to benchmarks/screens.c
     python benchmarks/screen_tta.py /tmp/brats_ssl_real_mri --data ../shared/data/brats18 [--methods unet mt uamt]
 """
 import argparse, csv, json, os, time
+from brats_ssl.io import default_data_dir
 from pathlib import Path
 from brats_ssl.pipeline import predict_dataset
 from brats_ssl.evaluate import evaluate_predictions, summarise, paired_comparison
 from brats_ssl.io import find_cases
 
 p = argparse.ArgumentParser()
-p.add_argument('run'); p.add_argument('--data', default=os.environ.get('BRATS_DATA', '../shared/data/brats18'))
+p.add_argument('run'); p.add_argument('--data', default=str(default_data_dir()))
 p.add_argument('--methods', nargs='+', default=['unet', 'mt', 'uamt']); p.add_argument('--name', default='S6-tta')
 a = p.parse_args()
 run = Path(a.run)

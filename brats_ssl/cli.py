@@ -68,6 +68,11 @@ def _cmd_evaluate(a):
     print(f"{'mean':<28} " + ' '.join(f"{s[k]['mean']:{w}}" for k, w in (('dice', '7.4f'), ('ravd', '7.4f'), ('hd95', '8.3f'), ('asd', '7.3f'))))
     if a.out: write_rows(rows, a.out); print(f"per-case table: {a.out}")
 
+def _cmd_ablate(a):
+    from brats_ssl.ablation import ablation
+    ablation(a.out, data=a.data, budget=a.budget, only=a.only, device=a.device)
+    print((Path(a.out)/'ablation.md').read_text())
+
 def _cmd_reproduce(a):
     from brats_ssl.pipeline import reproduce
     from brats_ssl.train import TrainConfig
@@ -130,6 +135,14 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument('--device', default='auto')
     _train_options(s, skip=('method', 'seed', 'device'), budget=True)
     s.set_defaults(func=_cmd_reproduce)
+    s = sub.add_parser('ablate', help='does unlabelled data help? the ablation', description="Run the budget's ablation settings "
+                       '(see 15_ablation), each a cross-validated reproduce into OUT/<setting>; finished settings are reused. Writes '
+                       'OUT/ablation.md, ablation.csv and figures/ablation_dice_vs_labelled.png over the finished settings.')
+    s.add_argument('--data', required=True, help='a BraTS folder'); s.add_argument('--out', default='brats_ssl_ablation')
+    s.add_argument('--budget', choices=['cpu-3mm'], default='cpu-3mm')
+    s.add_argument('--only', nargs='+', default=None, help='the settings to run now (default: all)')
+    s.add_argument('--device', default='auto')
+    s.set_defaults(func=_cmd_ablate)
     return p
 
 # %% ../nbs/13_cli.ipynb #b6e5d76a

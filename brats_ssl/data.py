@@ -37,8 +37,10 @@ def split_cases(labelled_ids: list[str], n_labelled, n_val, n_test, unlabelled_i
     return dict(labelled=sorted(lab), unlabelled=unl, val=sorted(val), test=sorted(test))
 
 # %% ../nbs/03_data.ipynb #772d82e1
-def cv_splits(labelled_ids: list[str], folds: int, n_labelled, n_val, unlabelled_ids: list[str] = (), seed: int = 0) -> list[dict]:
-    "`folds` seeded splits (see `split_cases`) whose test sets partition `labelled_ids`; the rest of each fold: labelled, val, unlabelled."
+def cv_splits(labelled_ids: list[str], folds: int, n_labelled, n_val, unlabelled_ids: list[str] = (), seed: int = 0,
+              n_unlabelled=None) -> list[dict]:
+    """`folds` seeded splits (see `split_cases`) whose test sets partition `labelled_ids`; the rest of each fold: labelled,
+    val, unlabelled. `n_unlabelled`: how many of the rest are unlabelled (a number or a fraction; None: all of them)."""
     ids = sorted(labelled_ids)
     if not 2 <= folds <= len(ids): raise BratsError(f"cross-validation: need 2 to {len(ids)} folds for {len(ids)} labelled cases, got {folds}")
     order = [ids[i] for i in np.random.default_rng(seed).permutation(len(ids))]
@@ -49,8 +51,12 @@ def cv_splits(labelled_ids: list[str], folds: int, n_labelled, n_val, unlabelled
         nl, nv = _count(n_labelled, len(rest)), _count(n_val, len(rest))
         if nl < 1 or nv < 0 or nl + nv > len(rest):
             raise BratsError(f"cross-validation fold {k}: {nl} labelled + {nv} validation cases asked for, but {len(rest)} non-test cases have labels")
-        out.append(dict(labelled=sorted(rest[nv:nv + nl]), unlabelled=sorted(rest[nv + nl:] + sorted(unlabelled_ids)),
-                        val=sorted(rest[:nv]), test=sorted(test)))
+        unlab = rest[nv + nl:] + sorted(unlabelled_ids)
+        if n_unlabelled is not None:
+            nu = _count(n_unlabelled, len(unlab))
+            if not 0 <= nu <= len(unlab): raise BratsError(f"cross-validation fold {k}: {nu} unlabelled cases asked for, but {len(unlab)} are left")
+            unlab = unlab[:nu]
+        out.append(dict(labelled=sorted(rest[nv:nv + nl]), unlabelled=sorted(unlab), val=sorted(rest[:nv]), test=sorted(test)))
     return out
 
 # %% ../nbs/03_data.ipynb #5d406085

@@ -11,6 +11,7 @@ import torch
 import torch.nn.functional as F
 from scipy import ndimage as ndi
 from .preprocess import Preprocessed
+from .losses import entropy_uncertainty
 
 # %% auto #0
 __all__ = ['MAX_WINDOW_VOXELS', 'MIRRORS', 'POSTPROCESS', 'window_starts', 'inference_window', 'fuse_batchnorm', 'sliding_window',
@@ -96,8 +97,8 @@ def postprocess(mask: np.ndarray, mode: str = 'none') -> np.ndarray:
 
 # %% ../nbs/07_infer.ipynb #22829ffe
 def entropy_map(probs: torch.Tensor) -> np.ndarray:
-    "Entropy (nats) of class probabilities (C, D, H, W) -> (D, H, W) float32."
-    return (-(probs * torch.log(probs.clamp_min(1e-8))).sum(0)).numpy().astype(np.float32)
+    "Entropy (nats) of class probabilities (C, D, H, W) -> (D, H, W) float32: UAMT's `entropy_uncertainty` (05_losses), one volume."
+    return entropy_uncertainty(probs[None].float())[0, 0].numpy().astype(np.float32)
 
 def predict_case(model, pre: Preprocessed, patch, overlap: float = 0.5, batch: int = 2, device=None,
                  amp: bool = False, uncertainty: bool = False, post: str = 'none', mirror: bool = False) -> tuple[sitk.Image, sitk.Image | None]:

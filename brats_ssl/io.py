@@ -11,8 +11,8 @@ import numpy as np
 import SimpleITK as sitk
 
 # %% auto #0
-__all__ = ['BRATS_LABELS', 'BratsError', 'BratsWarning', 'Case', 'find_cases', 'Geometry', 'read_image', 'check_label_values',
-           'read_case', 'atomic_path', 'write_image', 'write_text', 'write_json']
+__all__ = ['BRATS_LABELS', 'BratsError', 'BratsWarning', 'Case', 'find_cases', 'default_data_dir', 'Geometry', 'read_image',
+           'check_label_values', 'read_case', 'atomic_path', 'write_image', 'write_text', 'write_json']
 
 # %% ../nbs/00_io.ipynb #b7eb6bc0
 class BratsError(Exception):
@@ -70,6 +70,13 @@ def find_cases(root) -> list[Case]:
                          + ''.join(f"\n  not used: {u}" for u in unused[:10]))
     for u in unused: warnings.warn(f"not used: {u}", BratsWarning)
     return [found[k] for k in sorted(found)]
+
+# %% ../nbs/00_io.ipynb #f76f9165
+def default_data_dir() -> Path:
+    "The folder of real BraTS cases for tests, benchmarks and tutorials: `$BRATS_DATA`, else `../shared/data/brats18` from the repository root."
+    if os.environ.get('BRATS_DATA'): return Path(os.environ['BRATS_DATA'])
+    import brats_ssl
+    return Path(brats_ssl.__file__).resolve().parents[1].parent/'shared'/'data'/'brats18'
 
 # %% ../nbs/00_io.ipynb #2a61ba73
 @dataclass(frozen=True)

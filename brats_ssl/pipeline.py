@@ -16,7 +16,7 @@ from .data import split_cases, cv_splits
 from .train import TrainConfig, train, load_checkpoint, model_from_checkpoint, resolve_device, config_differences, environment
 from .infer import predict_case
 from .evaluate import (evaluate_predictions, write_rows, summarise, seed_summary, write_table1, threshold_predictions,
-                                compare_methods, comparison_table, threshold_scan, PAPER_TABLE1)
+                                compare_methods, comparison_table, threshold_scan, PAPER_TABLE1, pred_path)
 from .methods import METHODS, method_title
 from .viz import plot_loss_curves, plot_slices, plot_surfaces, save_figure
 
@@ -61,7 +61,7 @@ def predict_dataset(checkpoint, data, out, overlap: float = 0.5, uncertainty: bo
         return bool(r) and r['made_by'] == made_by and name in r['files'] and p.exists() and _stamp(p) == r['files'][name]
     todo, foreign = [], []
     for case in cases:
-        names = [f"{case.id}_pred.nii.gz"] + ([f"{case.id}_uncertainty.nii.gz"] if uncertainty else [])
+        names = [pred_path(out, case.id).name] + ([f"{case.id}_uncertainty.nii.gz"] if uncertainty else [])
         if all(ours(case.id, n) for n in names): continue
         todo.append(case)
         foreign += [out/n for n in names if (out/n).exists() and not ours(case.id, n)]
@@ -76,11 +76,11 @@ def predict_dataset(checkpoint, data, out, overlap: float = 0.5, uncertainty: bo
             mask, unc = predict_case(model, pre, cfg.patch, overlap, batch, dev, cfg.amp, uncertainty, post, mirror)
         except BratsError as e:
             errors[case.id] = str(e); continue
-        files = [write_image(mask, out/f"{case.id}_pred.nii.gz")]
+        files = [write_image(mask, pred_path(out, case.id))]
         if unc is not None: files.append(write_image(unc, out/f"{case.id}_uncertainty.nii.gz"))
         record[case.id] = dict(made_by=made_by, files={p.name: _stamp(p) for p in files})
         write_json(record, record_path)
-    done = [out/f"{c.id}_pred.nii.gz" for c in cases if c.id not in errors]
+    done = [pred_path(out, c.id) for c in cases if c.id not in errors]
     if errors:
         raise BratsError(f"{len(errors)} of {len(cases)} cases could not be predicted:\n" + '\n'.join(errors.values()))
     return done
@@ -176,7 +176,7 @@ def reproduce(out='brats_ssl_reproduce', data=None, budget: str = 'quick', metho
     labelled_ids = [c.id for c in find_cases(data) if c.labelled]
     unlabelled_ids = [c.id for c in find_cases(data) if not c.labelled]
     if b['folds']:
-        splits = cv_splits(labelled_ids, b['folds'], b['labelled'], b['val'], unlabelled_ids, seed=0)
+        splits = cv_splits(labelled_ids, b['folds'], b['labelled'], b['val'], unlabelled_ids, seed=0, n_unlabelled=b['unlabelled'])
         dirs = [out/f"fold{k}" for k in range(len(splits))]
     else:
         splits, dirs = [split_cases(labelled_ids, b['labelled'], b['val'], b['test'], unlabelled_ids, b['unlabelled'], seed=0)], [out]
@@ -207,7 +207,7 @@ def reproduce(out='brats_ssl_reproduce', data=None, budget: str = 'quick', metho
     save_figure(plot_loss_curves({method_title(m): runs[0][(m, seeds[0])] for m in methods}), figs/'fig1_loss_curves.png')
     case = [c for c in find_cases(data) if c.id == splits[0]['test'][0]][0]
     flair, seg = read_case(case)
-    masks = {method_title(m): read_image(dirs[0]/'predictions'/f"{m}_seed{seeds[0]}"/f"{case.id}_pred.nii.gz") for m in methods}
+    masks = {method_title(m): read_image(pred_path(dirs[0]/'predictions'/f"{m}_seed{seeds[0]}", case.id)) for m in methods}
     save_figure(plot_slices(flair, masks, ref=seg > 0, case_title=case.id), figs/'fig2_slices.png')
     save_figure(plot_surfaces(masks, ref=seg > 0, case_title=case.id), figs/'fig2_surfaces.png')
     write_json(dict(budget=budget, settings=b, seeds=list(seeds), methods=list(methods), seconds=round(time.time() - t0, 1),

@@ -18,10 +18,11 @@ from .data import PatchDataset, load_volumes, step_batches
 from .models import UNet3D
 from .methods import METHODS, make_method, method_settings
 from .infer import sliding_window, postprocess, POSTPROCESS
+from .metrics import dice
 
 # %% auto #0
-__all__ = ['LOG_FIELDS', 'VAL_FIELDS', 'TrainConfig', 'poly_lr', 'resolve_device', 'build', 'heap_cache', 'Dist',
-           'init_distributed', 'save_checkpoint', 'load_checkpoint', 'model_from_checkpoint', 'validate',
+__all__ = ['LOG_FIELDS', 'VAL_FIELDS', 'TrainConfig', 'poly_lr', 'resolve_device', 'network', 'build', 'heap_cache', 'Dist',
+           'init_distributed', 'save_checkpoint', 'load_checkpoint', 'model_from_checkpoint', 'validate', 'train_step',
            'config_differences', 'environment', 'train']
 
 # %% ../nbs/08_train.ipynb #4d6b0160
@@ -93,14 +94,18 @@ def resolve_device(name: str = 'auto') -> torch.device:
     if name.startswith('cuda') and not torch.cuda.is_available(): raise BratsError(f"device {name!r} asked for, but CUDA is not available")
     return torch.device(name)
 
+def network(cfg: TrainConfig, device='cpu') -> UNet3D:
+    "The UNet3D of a run (fresh weights), on `device`, in the run's memory layout: what `build` trains and checkpoints load into."
+    model = UNet3D(1, 2, cfg.filters, cfg.norm, cfg.dropout).to(device)
+    return model.to(memory_format=torch.channels_last_3d) if cfg.channels_last else model
+
 def build(cfg: TrainConfig, device=None):
     "The student model, the method (with its teacher) and the SGD optimiser of a run."
     device = device or resolve_device(cfg.device)
     if device.type == 'cuda':
         torch.backends.cudnn.benchmark = True
         torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
-    model = UNet3D(1, 2, cfg.filters, cfg.norm, cfg.dropout).to(device)
-    if cfg.channels_last: model = model.to(memory_format=torch.channels_last_3d)
+    model = network(cfg, device)
     method = make_method(cfg.method, **{k: v for k, v in asdict(cfg).items() if k in method_settings(cfg.method)})
     method.setup(model)
     params = [p for net in method.trainable(model) for p in net.parameters()]
@@ -200,11 +205,10 @@ def load_checkpoint(path, map_location='cpu') -> dict:
 def model_from_checkpoint(state: dict, device='cpu') -> torch.nn.Module:
     "The student network of a checkpoint, in eval mode."
     cfg = TrainConfig.from_dict(state['config'])
-    model = UNet3D(1, 2, cfg.filters, cfg.norm, cfg.dropout)
+    model = network(cfg, device)
     try: model.load_state_dict(state['model'])
     except RuntimeError as e: raise BratsError(f"checkpoint weights do not fit a UNet3D{cfg.filters}: {str(e).splitlines()[0][:160]}") from None
-    fmt = torch.channels_last_3d if cfg.channels_last else torch.contiguous_format
-    return model.to(device, memory_format=fmt).eval()
+    return model.eval()
 
 # %% ../nbs/08_train.ipynb #3756ce77
 def validate(model, volumes, patch, overlap=0.5, device=None, amp=False) -> dict[str, float]:
@@ -213,13 +217,38 @@ def validate(model, volumes, patch, overlap=0.5, device=None, amp=False) -> dict
     for x, y in volumes:
         raw = sliding_window(model, x, patch, overlap, device=device, amp=amp).argmax(0).numpy() > 0
         ref = np.asarray(y) > 0
-        for m in POSTPROCESS:
-            pred = postprocess(raw, m)
-            s = pred.sum() + ref.sum()
-            dices[m].append(1.0 if s == 0 else 2 * (pred & ref).sum() / s)
+        for m in POSTPROCESS: dices[m].append(dice(postprocess(raw, m), ref))
     return {m: float(np.mean(v)) for m, v in dices.items()}
 
-# %% ../nbs/08_train.ipynb #2a46bc52
+# %% ../nbs/08_train.ipynb #c3980fa6
+def train_step(model, method, opt, batch, it: int, cfg: TrainConfig, device, amp: bool = False, d: Dist = Dist(), net=None) -> dict:
+    """One iteration of the algorithm on `batch = (x_l, y_l, x_u)`: the learning rate of iteration `it`, the batches on
+    `device`, the method's loss, one optimiser step, the teacher's update. Returns the numbers to log. `net`: the
+    module the loss calls (DistributedDataParallel's wrapper of `model` when world > 1; default `model`)."""
+    net = model if net is None else net
+    lr = poly_lr(cfg.lr, it, cfg.iterations, cfg.poly_power)
+    for g in opt.param_groups: g['lr'] = lr
+    fmt = torch.channels_last_3d if cfg.channels_last else torch.contiguous_format
+    xl, yl, xu = batch
+    xl, yl = xl.to(device, non_blocking=True, memory_format=fmt), yl.to(device, non_blocking=True)
+    xu = None if xu is None else xu.to(device, non_blocking=True, memory_format=fmt)
+    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
+        loss, logs = method.loss(net, xl, yl, xu, it, cfg.iterations)
+    if d.world > 1:                                  # world > 1: log the mean over the ranks
+        keys = sorted(logs)
+        v = torch.tensor([float(logs[k]) for k in keys], dtype=torch.float64, device=device)
+        dist.all_reduce(v); logs = dict(zip(keys, (v / d.world).tolist()))
+    if not math.isfinite(logs['loss']):
+        raise BratsError(f"training diverged at iteration {it}: loss is {logs['loss']} (try a lower learning rate)")
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+    if d.world > 1:                                  # world > 1: rank 0's batch-norm statistics everywhere
+        for b in model.buffers(): dist.broadcast(b, 0)
+    method.update(model, it)
+    return dict(logs, lr=lr)
+
+# %% ../nbs/08_train.ipynb #715e1436
 LOG_FIELDS = ['iteration', 'loss', 'ce', 'dice', 'consistency', 'consistency_weight', 'lr', 'kept', 'seconds']
 VAL_FIELDS = ['iteration', 'val_dice', 'val_dice_largest']   # without and with `postprocess(..., 'largest')`
 
@@ -232,6 +261,21 @@ def _log_rows(path: Path, start: int) -> list[dict]:
     if not path.exists(): return []
     with open(path, newline='') as f: return [r for r in csv.DictReader(f) if int(r['iteration']) < start]
 
+@contextlib.contextmanager
+def _csv_logs(out: Path, start: int, main: bool = True):
+    """`log.csv` and `val.csv` writers (rank 0; others get None), keeping the rows of the iterations before `start`
+    (those a resumed run has done already)."""
+    if not main: yield None, None; return
+    rows, val_rows = _log_rows(out/'log.csv', start), _log_rows(out/'val.csv', start + 1)
+    with open(out/'log.csv', 'w', newline='') as logf, open(out/'val.csv', 'w', newline='') as valf:
+        log = csv.DictWriter(logf, LOG_FIELDS, extrasaction='ignore'); log.writeheader(); log.writerows(rows)
+        vlog = csv.DictWriter(valf, VAL_FIELDS); vlog.writeheader(); vlog.writerows(val_rows)
+        def write(w, f):
+            def row(r): w.writerow(r); f.flush()
+            return row
+        yield write(log, logf), write(vlog, valf)
+
+# %% ../nbs/08_train.ipynb #feb83863
 def _cpu_model() -> str:
     try:
         with open('/proc/cpuinfo') as f: return next(l.split(':', 1)[1].strip() for l in f if l.startswith('model name'))
@@ -249,6 +293,52 @@ def environment(processes: int = 1) -> dict:
                 onednn=find(r'MKL-DNN v([\w.]+)'), mkl=find(r'Math Kernel Library Version ([\w.]+)'),
                 cuda=torch.cuda.get_device_name(0) if torch.cuda.is_available() else None, processes=processes)
 
+# %% ../nbs/08_train.ipynb #3a31f83a
+def _resume(last: Path, cfg: TrainConfig, model, method, opt, d: Dist) -> tuple[int, float, str]:
+    "Load `last` into the run's model, method and optimiser; restore the random state. Returns (iteration, best Dice, post-processing)."
+    st = load_checkpoint(last)
+    diff = config_differences(TrainConfig.from_dict(st['config']), cfg)
+    if diff: raise BratsError(f"{last}: cannot resume with a different configuration (differs in: {', '.join(diff)})")
+    model.load_state_dict(st['model']); method.load_state_dict(st['method']); opt.load_state_dict(st['optimizer'])
+    start = st['iteration']
+    ranks = st.get('rng_ranks') or [st['rng']]
+    if len(ranks) == d.world: _set_rng_state(ranks[d.rank])
+    else:
+        torch.manual_seed(cfg.seed + 7919 * (d.rank + 1) + start)
+        if d.rank == 0: print(f"{last}: written by {len(ranks)} process(es), resumed by {d.world}: the run continues, "
+                              "but not with the random numbers of an uninterrupted run", file=sys.stderr)
+    return start, st.get('best_dice', -1.0), st.get('postprocess', 'none')
+
+def _datasets(prep: Path, split: dict, cfg: TrainConfig, method):
+    "The labelled patches, the unlabelled ones (None for a supervised method) and the validation volumes of a run."
+    labelled = PatchDataset(load_volumes(prep, split['labelled']), cfg.patch, seed=cfg.seed, fg_prob=cfg.fg_prob, intensity=cfg.intensity)
+    unlabelled = None
+    if method.semi_supervised:
+        if not split.get('unlabelled'): raise BratsError(f"method {cfg.method!r} needs unlabelled cases, but the split has none")
+        unlabelled = PatchDataset(load_volumes(prep, split['unlabelled'], labels=False), cfg.patch, seed=cfg.seed + 7919,
+                                  intensity=cfg.intensity)
+    return labelled, unlabelled, load_volumes(prep, split.get('val', []))
+
+# %% ../nbs/08_train.ipynb #c33d4596
+@contextlib.contextmanager
+def _ctrl_c(cfg: TrainConfig, main: bool = True):
+    """Hold a first Ctrl-C until the running iteration ends (the loop checks the list this yields); a second one stops
+    at once. A process that inherited SIGINT as ignored (`nohup`, `cmd &` in a script) gets a warning instead."""
+    interrupted, old_handler = [], None
+    def _on_sigint(signum, frame):
+        if interrupted: raise KeyboardInterrupt
+        interrupted.append(signum)
+    if threading.current_thread() is threading.main_thread():
+        if signal.getsignal(signal.SIGINT) is signal.default_int_handler: old_handler = signal.signal(signal.SIGINT, _on_sigint)
+        elif signal.getsignal(signal.SIGINT) == signal.SIG_IGN and main:    # inherited: `nohup`, or `cmd &` in a script
+            warnings.warn("this process ignores Ctrl-C (SIGINT was ignored when it started, as under `nohup` or `&` in a "
+                          f"script); stop it with `kill {os.getpid()}` and continue with resume: checkpoints are written "
+                          f"every {cfg.val_every} iterations", BratsWarning)
+    try: yield interrupted
+    finally:
+        if old_handler is not None: signal.signal(signal.SIGINT, old_handler)
+
+# %% ../nbs/08_train.ipynb #10ad90d5
 def train(prep, out, split: dict, cfg: TrainConfig, resume: bool = False, progress: bool = True,
           stop_at: int | None = None) -> dict:
     """Train `cfg.method` on `prep` with `split`, writing checkpoints and logs to `out`; `stop_at` ends early after that
@@ -271,63 +361,18 @@ def _train(d: Dist, device: torch.device, prep: Path, out: Path, split, cfg, res
     amp = cfg.amp and device.type == 'cuda'
     model, method, opt = build(cfg, device)
     if d.world > 1: torch.manual_seed(cfg.seed + 7919 * (d.rank + 1))   # world > 1: own dropout and noise on each rank
-    start, best_dice, post = 0, -1.0, 'none'
-    if resume and last.exists():
-        st = load_checkpoint(last)
-        diff = config_differences(TrainConfig.from_dict(st['config']), cfg)
-        if diff:
-            raise BratsError(f"{last}: cannot resume with a different configuration (differs in: {', '.join(diff)})")
-        model.load_state_dict(st['model']); method.load_state_dict(st['method']); opt.load_state_dict(st['optimizer'])
-        start, best_dice, post = st['iteration'], st.get('best_dice', -1.0), st.get('postprocess', 'none')
-        ranks = st.get('rng_ranks') or [st['rng']]
-        if len(ranks) == d.world: _set_rng_state(ranks[d.rank])
-        else:
-            torch.manual_seed(cfg.seed + 7919 * (d.rank + 1) + start)
-            if main: print(f"{last}: written by {len(ranks)} process(es), resumed by {d.world}: the run continues, "
-                           "but not with the random numbers of an uninterrupted run", file=sys.stderr)
+    if d.world > 1 and len(method.trainable(model)) > 1:
+        raise BratsError(f"method {cfg.method!r} trains {len(method.trainable(model))} networks; several processes (torchrun) support one")
+    start, best_dice, post = _resume(last, cfg, model, method, opt, d) if resume and last.exists() else (0, -1.0, 'none')
     prep_params = json.loads((prep/'dataset.json').read_text())['params'] if (prep/'dataset.json').exists() else None
     extra = lambda rngs=None: dict(split=split, preprocess=prep_params, best_dice=best_dice, rng_ranks=rngs, postprocess=post)
     if main:
         write_json(dict(config=asdict(cfg), split=split, preprocess=prep_params, environment=environment(d.world)), out/'config.json')
         write_json(split, out/'split.json')
+    labelled, unlabelled, val = _datasets(prep, split, cfg, method)
 
-    labelled = PatchDataset(load_volumes(prep, split['labelled']), cfg.patch, seed=cfg.seed, fg_prob=cfg.fg_prob, intensity=cfg.intensity)
-    unlabelled = None
-    if method.semi_supervised:
-        if not split.get('unlabelled'): raise BratsError(f"method {cfg.method!r} needs unlabelled cases, but the split has none")
-        unlabelled = PatchDataset(load_volumes(prep, split['unlabelled'], labels=False), cfg.patch, seed=cfg.seed + 7919,
-                                  intensity=cfg.intensity)
-    val = load_volumes(prep, split.get('val', []))
-
-    if main:
-        rows = _log_rows(out/'log.csv', start)
-        logf = open(out/'log.csv', 'w', newline='')
-        log = csv.DictWriter(logf, LOG_FIELDS, extrasaction='ignore'); log.writeheader(); log.writerows(rows)
-        val_rows = _log_rows(out/'val.csv', start + 1)
-        valf = open(out/'val.csv', 'w', newline='')
-        vlog = csv.DictWriter(valf, VAL_FIELDS); vlog.writeheader(); vlog.writerows(val_rows)
-    bar = tqdm(total=cfg.iterations, initial=start, desc=f'train {cfg.method}', unit='it', disable=not (progress and main))
-    model.train()
-    if d.world > 1:   # DDP's note that the 1x1x1 head's channels-last gradient is copied into its bucket: harmless
-        warnings.filterwarnings('ignore', message='Grad strides do not match bucket view strides')
-    if d.world > 1 and len(method.trainable(model)) > 1:
-        raise BratsError(f"method {cfg.method!r} trains {len(method.trainable(model))} networks; several processes (torchrun) support one")
-    net = model if d.world == 1 else DistributedDataParallel(      # world > 1: gradients averaged over the ranks
-        model, device_ids=[device.index] if device.type == 'cuda' else None)
-    it = done = start      # `done`: iterations whose update is complete (what a checkpoint may claim)
-    # A first Ctrl-C is held until the running iteration ends, so that the checkpoint it leaves is exactly the state after
-    # `done` iterations (a forward pass already changes batch-norm statistics); a second one stops at once.
-    interrupted, old_handler = [], None
-    def _on_sigint(signum, frame):
-        if interrupted: raise KeyboardInterrupt
-        interrupted.append(signum)
-    if threading.current_thread() is threading.main_thread():
-        if signal.getsignal(signal.SIGINT) is signal.default_int_handler: old_handler = signal.signal(signal.SIGINT, _on_sigint)
-        elif signal.getsignal(signal.SIGINT) == signal.SIG_IGN and main:    # inherited: `nohup`, or `cmd &` in a script
-            warnings.warn("this process ignores Ctrl-C (SIGINT was ignored when it started, as under `nohup` or `&` in a "
-                          f"script); stop it with `kill {os.getpid()}` and continue with resume: checkpoints are written "
-                          f"every {cfg.val_every} iterations", BratsWarning)
-    def checkpoint(validate_now: bool):
+    def checkpoint(done: int, validate_now: bool, vlog):
+        "Validate (if asked) and write the checkpoints after `done` iterations; rank 0 writes, all ranks check they agree."
         nonlocal best_dice, post
         rngs = None
         if d.world > 1:                                      # world > 1: every rank's random state; ranks still in step?
@@ -338,48 +383,37 @@ def _train(d: Dist, device: torch.device, prep: Path, out: Path, split, cfg, res
         if validate_now and val:
             dv = validate(model, val, cfg.patch, cfg.overlap, device, amp)
             post = max(POSTPROCESS, key=lambda m: dv[m])           # the better post-processing here (ties: 'none')
-            vlog.writerow(dict(iteration=done - 1, val_dice=dv['none'], val_dice_largest=dv['largest'])); valf.flush()
+            vlog(dict(iteration=done - 1, val_dice=dv['none'], val_dice_largest=dv['largest']))
             if dv[post] > best_dice:
                 best_dice = dv[post]
                 save_checkpoint(best, model, method, opt, done, cfg, extra(rngs))
         save_checkpoint(last, model, method, opt, done, cfg, extra(rngs))
-    try:
-        t0 = time.time()
-        for it, xl, yl, xu in step_batches(labelled, unlabelled, cfg.batch_labelled, cfg.batch_unlabelled,
-                                           start, cfg.iterations, cfg.workers, d.rank, d.world):
-            lr = poly_lr(cfg.lr, it, cfg.iterations, cfg.poly_power)
-            for g in opt.param_groups: g['lr'] = lr
-            fmt = torch.channels_last_3d if cfg.channels_last else torch.contiguous_format
-            xl, yl = xl.to(device, non_blocking=True, memory_format=fmt), yl.to(device, non_blocking=True)
-            xu = None if xu is None else xu.to(device, non_blocking=True, memory_format=fmt)
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
-                loss, logs = method.loss(net, xl, yl, xu, it, cfg.iterations)
-            if d.world > 1:                                  # world > 1: log the mean over the ranks
-                keys = sorted(logs)
-                v = torch.tensor([float(logs[k]) for k in keys], dtype=torch.float64, device=device)
-                dist.all_reduce(v); logs = dict(zip(keys, (v / d.world).tolist()))
-            if not math.isfinite(logs['loss']):
-                raise BratsError(f"training diverged at iteration {it}: loss is {logs['loss']} (try a lower learning rate)")
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            if d.world > 1:                                  # world > 1: rank 0's batch-norm statistics everywhere
-                for b in model.buffers(): dist.broadcast(b, 0)
-            method.update(model, it)
-            done = it + 1
-            if main: log.writerow(dict(iteration=it, lr=lr, seconds=round(time.time() - t0, 3), **logs)); logf.flush()
-            bar.update(); bar.set_postfix(loss=f"{logs['loss']:.3f}", best=f"{best_dice:.3f}")
-            if done % cfg.val_every == 0 or done == cfg.iterations: checkpoint(True)
-            elif stop_at is not None and done >= stop_at: checkpoint(False)
-            if stop_at is not None and done >= stop_at: break
-            if interrupted: raise KeyboardInterrupt
-    except KeyboardInterrupt:
-        if main: save_checkpoint(last, model, method, opt, done, cfg, extra())   # an unfinished iteration is redone on resume
-        raise
-    finally:
-        if old_handler is not None: signal.signal(signal.SIGINT, old_handler)
-        bar.close()
-        if main: logf.close(); valf.close()
+
+    model.train()
+    if d.world > 1:   # DDP's note that the 1x1x1 head's channels-last gradient is copied into its bucket: harmless
+        warnings.filterwarnings('ignore', message='Grad strides do not match bucket view strides')
+    net = model if d.world == 1 else DistributedDataParallel(      # world > 1: gradients averaged over the ranks
+        model, device_ids=[device.index] if device.type == 'cuda' else None)
+    done = start      # iterations whose update is complete (what a checkpoint may claim)
+    bar = tqdm(total=cfg.iterations, initial=start, desc=f'train {cfg.method}', unit='it', disable=not (progress and main))
+    with _csv_logs(out, start, main) as (log, vlog), _ctrl_c(cfg, main) as interrupted:
+        try:
+            t0 = time.time()
+            for it, xl, yl, xu in step_batches(labelled, unlabelled, cfg.batch_labelled, cfg.batch_unlabelled,
+                                               start, cfg.iterations, cfg.workers, d.rank, d.world):
+                logs = train_step(model, method, opt, (xl, yl, xu), it, cfg, device, amp, d, net)   # loss, step, teacher
+                done = it + 1
+                if main: log(dict(iteration=it, seconds=round(time.time() - t0, 3), **logs))
+                bar.update(); bar.set_postfix(loss=f"{logs['loss']:.3f}", best=f"{best_dice:.3f}")
+                if done % cfg.val_every == 0 or done == cfg.iterations: checkpoint(done, True, vlog)
+                elif stop_at is not None and done >= stop_at: checkpoint(done, False, vlog)
+                if stop_at is not None and done >= stop_at: break
+                if interrupted: raise KeyboardInterrupt
+        except KeyboardInterrupt:   # the checkpoint of the iterations completed; an unfinished one is redone on resume
+            if main: save_checkpoint(last, model, method, opt, done, cfg, extra())
+            raise
+        finally:
+            bar.close()
     if main and not val and (stop_at is None or stop_at >= cfg.iterations):
         save_checkpoint(best, model, method, opt, cfg.iterations, cfg, extra())
     return dict(out=str(out), best_dice=best_dice, iterations=cfg.iterations, checkpoint_best=str(best), checkpoint_last=str(last))

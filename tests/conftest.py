@@ -1,13 +1,11 @@
 """Shared pytest fixtures. Real BraTS cases are found through BRATS_DATA (default: ../shared/data/brats18 beside the repo)."""
-import os
 from pathlib import Path
 import pytest
-
-REPO = Path(__file__).resolve().parents[1]
+from brats_ssl.io import default_data_dir
 
 
 def brats_data_root() -> Path:
-    return Path(os.environ.get('BRATS_DATA', REPO.parent / 'shared' / 'data' / 'brats18'))
+    return default_data_dir()
 
 
 @pytest.fixture(scope='session')
