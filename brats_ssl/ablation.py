@@ -8,10 +8,10 @@ import math
 from pathlib import Path
 import numpy as np
 from matplotlib.figure import Figure
-from .io import BratsError, write_json
+from .io import BratsError
 from .evaluate import read_rows, write_rows, paired_comparison, _holm
 from .methods import method_title
-from .pipeline import reproduce, BUDGETS
+from .pipeline import reproduce
 from .viz import save_figure
 
 # %% auto #0
@@ -60,6 +60,7 @@ def ablation_table(rows: list[dict], reference=('base', 'unet')) -> list[dict]:
     for line, p in zip(out, _holm([line['p'] for line in out])): line['p_holm'] = p
     return out
 
+# %% ../nbs/15_ablation.ipynb #52c7c494
 def ablation_markdown(table: list[dict], reference=('base', 'unet')) -> str:
     "`ablation_table` as a markdown table."
     lines = [f"Every line against {method_title(reference[1])} of setting `{reference[0]}` (seed 0), paired over the same test patients.", '',
@@ -72,12 +73,13 @@ def ablation_markdown(table: list[dict], reference=('base', 'unet')) -> str:
                      f"{t['hd95']:.1f} | {diff} | {f(t['p'], '.3f')} | {f(t['p_holm'], '.3f')} |")
     return '\n'.join(lines)
 
-def plot_dice_vs_labelled(rows: list[dict], n_boot: int = 2000, seed: int = 0) -> Figure:
-    """Mean Dice (seed 0, base consistency weight) against labelled patients per fold, one line per method, with
-    percentile-bootstrap 95 % intervals of the mean over patients."""
+# %% ../nbs/15_ablation.ipynb #d021995d
+def plot_dice_vs_labelled(rows: list[dict], settings, n_boot: int = 2000, seed: int = 0) -> Figure:
+    """Mean Dice against labelled patients per fold, one line per method, with percentile-bootstrap 95 % intervals of the
+    mean over patients: the rows (seed 0) of the `settings` named, those that change nothing but the labelled count."""
     fig = Figure(figsize=(5, 3.4), dpi=100, layout='constrained'); ax = fig.subplots()
     rng = np.random.default_rng(seed)
-    keep = [r for r in rows if r['seed'] in (0, '0') and r['setting'] in ('base', 'lab2', 'upper') and r['method'] != 'threshold']
+    keep = [r for r in rows if r['seed'] in (0, '0') and r['setting'] in set(settings) and r['method'] != 'threshold']
     for i, m in enumerate(dict.fromkeys(r['method'] for r in keep)):
         pts = []
         for n in sorted({int(r['labelled']) for r in keep if r['method'] == m}):
@@ -90,6 +92,7 @@ def plot_dice_vs_labelled(rows: list[dict], n_boot: int = 2000, seed: int = 0) -
     ax.set_xlabel('labelled patients per fold'); ax.set_ylabel('mean Dice (95 % CI)'); ax.legend(fontsize=8)
     return fig
 
+# %% ../nbs/15_ablation.ipynb #9ac5aa6e
 def ablation(out, data=None, budget: str = 'cpu-3mm', settings=None, only=None, device: str = 'auto', progress: bool = True,
              **overrides) -> list[dict]:
     """Run the ablation settings (default `ABLATIONS[budget]`; `only`: the names to run now) into `out/<name>/`, then
@@ -118,5 +121,6 @@ def ablation(out, data=None, budget: str = 'cpu-3mm', settings=None, only=None, 
     write_rows(table, out/'ablation.csv')
     (out/'ablation.md').write_text(ablation_markdown(table) + '\n')
     (out/'figures').mkdir(exist_ok=True)
-    save_figure(plot_dice_vs_labelled(rows), out/'figures'/'ablation_dice_vs_labelled.png')
+    by_labels = [s['name'] for s in settings if set(_setting(s)[3]) <= {'labelled'} and _setting(s)[2] == (0,)]
+    save_figure(plot_dice_vs_labelled(rows, by_labels), out/'figures'/'ablation_dice_vs_labelled.png')
     return table

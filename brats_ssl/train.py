@@ -322,8 +322,9 @@ def _datasets(prep: Path, split: dict, cfg: TrainConfig, method):
 # %% ../nbs/08_train.ipynb #c33d4596
 @contextlib.contextmanager
 def _ctrl_c(cfg: TrainConfig, main: bool = True):
-    """Hold a first Ctrl-C until the running iteration ends (the loop checks the list this yields); a second one stops
-    at once. A process that inherited SIGINT as ignored (`nohup`, `cmd &` in a script) gets a warning instead."""
+    """Hold a first Ctrl-C until the running iteration ends (the loop checks the list this yields), so that the checkpoint
+    it leaves is exactly the state after the iterations it claims (a forward pass already changes batch-norm statistics);
+    a second one stops at once. A process that inherited SIGINT as ignored (`nohup`, `cmd &` in a script) gets a warning."""
     interrupted, old_handler = [], None
     def _on_sigint(signum, frame):
         if interrupted: raise KeyboardInterrupt
