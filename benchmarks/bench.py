@@ -8,7 +8,7 @@ size, or CUDA peak allocation on a GPU) is their own. DIR defaults to $BRATS_DAT
 Speed is never asserted by a test: this script only measures.
 """
 from __future__ import annotations
-import argparse, itertools, json, multiprocessing as mp, os, platform, resource, statistics, sys, time
+import argparse, itertools, multiprocessing as mp, os, platform, resource, statistics, sys, time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -23,7 +23,8 @@ def _stepper(method: str, size: int, device: str):
     """A function that runs one training step of `method` (batch 2 + 2 patches of size^3, UNet3D(16..256)) and times it,
     the device, and the memory setting `train` would run it under (`heap_cache`)."""
     import torch
-    from brats_ssl.train import TrainConfig, build, heap_cache, resolve_device
+    from brats_ssl.train import TrainConfig, build
+    from brats_ssl.scale import heap_cache, resolve_device
     torch.manual_seed(0)
     dev = resolve_device(device)
     cfg = TrainConfig(method=method, patch=(size,) * 3, device=device)
@@ -60,11 +61,11 @@ def _train_step(args) -> dict:
 def _predict(args) -> dict:
     flair_path, device, overlap = args
     import torch
-    import SimpleITK as sitk
     from brats_ssl.io import read_image
     from brats_ssl.preprocess import preprocess_case
     from brats_ssl.infer import predict_case, inference_window
-    from brats_ssl.train import TrainConfig, build, heap_cache, resolve_device
+    from brats_ssl.train import TrainConfig, build
+    from brats_ssl.scale import resolve_device
     torch.manual_seed(0)
     dev = resolve_device(device)
     cfg = TrainConfig(device=device)
@@ -98,7 +99,7 @@ def main(argv=None) -> int:
     from brats_ssl.io import BratsError, find_cases, read_case, write_json
     from brats_ssl.preprocess import preprocess_case
     from brats_ssl.metrics import segmentation_metrics
-    from brats_ssl.train import resolve_device
+    from brats_ssl.scale import resolve_device
     try: cases = find_cases(a.data)[:a.cases]
     except BratsError as e: print(f"bench: {e} (set BRATS_DATA or --data)", file=sys.stderr); return 2
     dev = resolve_device(a.device)
@@ -131,7 +132,7 @@ def main(argv=None) -> int:
                       for c in ([cases[0]] if largest.id == cases[0].id else [cases[0], largest])]
     m = res['machine']
     print(f"brats_ssl benchmark on {m['platform']}, {m['cpus']} CPUs, torch {m['torch']} ({m['torch_threads']} threads), device {m['device']}")
-    print(f"| what | figure |\n|:---|---:|")
+    print("| what | figure |\n|:---|---:|")
     print(f"| preprocess one real case (read + pipeline, {len(cases)} cases) | {res['preprocess']['seconds_per_case']:.2f} s |")
     print(f"| metrics per case: brats_ssl / medpy on 240x240x155 | {res['metrics']['ours_seconds']:.3f} s / {res['metrics']['medpy_seconds']:.2f} s ({res['metrics']['ratio']:.1f}x) |")
     for r in res['train']:

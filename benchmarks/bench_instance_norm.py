@@ -12,7 +12,8 @@ from pathlib import Path
 import torch
 from torch import nn
 import brats_ssl.models as M
-from brats_ssl.train import TrainConfig, build, heap_cache
+from brats_ssl.train import TrainConfig, build
+from brats_ssl.scale import heap_cache
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_ratio import report_pairs  # noqa: E402

@@ -3,7 +3,7 @@ and back to the 1 mm FLAIR grid, by nearest neighbour on the coarse mask or line
 
     python benchmarks/round_trip.py [--data ../shared/data/brats18] [--spacings 2 3]
 """
-import argparse, os
+import argparse
 from brats_ssl.io import default_data_dir
 import numpy as np
 import SimpleITK as sitk

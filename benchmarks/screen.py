@@ -5,12 +5,12 @@ and keeps the per-patient rows in benchmarks/screens/NAME_per_case.csv.
 
     python benchmarks/screen.py NAME --data ../shared/data/brats18 --out /tmp/screens [--methods unet] [--set key=value ...]
 """
-import argparse, ast, csv, json, os, sys, time
+import argparse, ast, csv, json, time
 from brats_ssl.io import default_data_dir
 from pathlib import Path
-import numpy as np
 from brats_ssl.pipeline import reproduce, predict_dataset
-from brats_ssl.evaluate import evaluate_predictions, read_rows, summarise, paired_comparison
+from brats_ssl.evaluate import evaluate_predictions, read_rows, summarise
+from brats_ssl.stats import paired_comparison
 from brats_ssl.io import find_cases
 
 p = argparse.ArgumentParser()

@@ -5,7 +5,8 @@ differences B - A, bootstrap 95 % CI, Wilcoxon p. Reads benchmarks/screens/<scre
 """
 import argparse
 from pathlib import Path
-from brats_ssl.evaluate import read_rows, paired_comparison
+from brats_ssl.evaluate import read_rows
+from brats_ssl.stats import paired_comparison
 
 p = argparse.ArgumentParser()
 p.add_argument('a'); p.add_argument('b'); p.add_argument('--method', default='unet')

@@ -5,11 +5,12 @@ tests over all patients; one line per method is appended to benchmarks/screens.c
 
     python benchmarks/screen_tta.py /tmp/brats_ssl_real_mri --data ../shared/data/brats18 [--methods unet mt uamt]
 """
-import argparse, csv, json, os, time
+import argparse, csv, json, time
 from brats_ssl.io import default_data_dir
 from pathlib import Path
 from brats_ssl.pipeline import predict_dataset
-from brats_ssl.evaluate import evaluate_predictions, summarise, paired_comparison
+from brats_ssl.evaluate import evaluate_predictions, summarise
+from brats_ssl.stats import paired_comparison
 from brats_ssl.io import find_cases
 
 p = argparse.ArgumentParser()

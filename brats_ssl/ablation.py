@@ -9,7 +9,8 @@ from pathlib import Path
 import numpy as np
 from matplotlib.figure import Figure
 from .io import BratsError
-from .evaluate import read_rows, write_rows, paired_comparison, _holm
+from .evaluate import read_rows, write_rows
+from .stats import paired_comparison, _holm
 from .methods import method_title
 from .pipeline import reproduce
 from .viz import save_figure

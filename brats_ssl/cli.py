@@ -104,6 +104,8 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument('--workers', type=int, default=None, help='processes (default: all cores)')
     s.set_defaults(func=_cmd_preprocess)
     from brats_ssl.methods import METHODS
+    from brats_ssl.pipeline import BUDGETS
+    from brats_ssl.ablation import ABLATIONS
     s = sub.add_parser('train', help=f"train {', '.join(METHODS)}", description='Train one method on a preprocessed folder.')
     s.add_argument('prep'); s.add_argument('out')
     s.add_argument('--method', choices=list(METHODS), default='uamt')
@@ -128,7 +130,7 @@ def parser() -> argparse.ArgumentParser:
     s.set_defaults(func=_cmd_evaluate)
     s = sub.add_parser('reproduce', help='the whole comparison (Table 1 and figures)', description='Synthetic data (or --data), preprocessing, the three methods, predictions, Table 1 and figures. A rerun into the same --out continues the same experiment (after an interruption, say); one with another budget, setting or data folder is refused.')
     s.add_argument('--out', default='brats_ssl_reproduce'); s.add_argument('--data', default=None, help='a BraTS folder (default: synthetic cases)')
-    s.add_argument('--budget', choices=['quick', 'cpu-3mm', 'paper'], default='quick', help='quick: CPU minutes on synthetic volumes; cpu-3mm: a real BraTS folder at 3 mm on the CPU, 3-fold cross-validation; paper: the paper\'s GPU settings')
+    s.add_argument('--budget', choices=list(BUDGETS), default='quick', help='quick: CPU minutes on synthetic volumes; cpu-3mm: a real BraTS folder at 3 mm on the CPU, 3-fold cross-validation; paper: the paper\'s GPU settings; tiny: seconds, for tests')
     s.add_argument('--methods', nargs='+', choices=list(METHODS), default=None, help='the methods to compare (default: all)')
     s.add_argument('--seeds', type=int, nargs='+', default=[0])
     s.add_argument('--folds', type=int, default=None, help="cross-validation: every labelled case a test case once (default: the budget's)")
@@ -139,7 +141,7 @@ def parser() -> argparse.ArgumentParser:
                        '(see 15_ablation), each a cross-validated reproduce into OUT/<setting>; finished settings are reused. Writes '
                        'OUT/ablation.md, ablation.csv and figures/ablation_dice_vs_labelled.png over the finished settings.')
     s.add_argument('--data', required=True, help='a BraTS folder'); s.add_argument('--out', default='brats_ssl_ablation')
-    s.add_argument('--budget', choices=['cpu-3mm'], default='cpu-3mm')
+    s.add_argument('--budget', choices=list(ABLATIONS), default='cpu-3mm')
     s.add_argument('--only', nargs='+', default=None, help='the settings to run now (default: all)')
     s.add_argument('--device', default='auto')
     s.set_defaults(func=_cmd_ablate)

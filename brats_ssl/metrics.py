@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.ndimage import binary_erosion, distance_transform_edt, generate_binary_structure
 from .io import BratsError
+from .preprocess import box_slices
 
 # %% auto #0
 __all__ = ['dice', 'ravd', 'hd95', 'asd', 'segmentation_metrics']
@@ -56,19 +57,11 @@ def _surface(mask: np.ndarray) -> np.ndarray:
     return mask ^ binary_erosion(mask, structure=generate_binary_structure(mask.ndim, 1), iterations=1)
 
 # %% ../nbs/09_metrics.ipynb #2c304e7f
-def _joint_box(p: np.ndarray, r: np.ndarray, margin: int = 1) -> tuple[slice, ...]:
-    "Slices of the smallest box holding every foreground voxel of `p` or `r`, grown by `margin` and clamped to the array (both non-empty)."
-    union, box = p | r, []
-    for ax in range(union.ndim):
-        hit = np.flatnonzero(union.any(axis=tuple(a for a in range(union.ndim) if a != ax)))
-        box.append(slice(max(int(hit[0]) - margin, 0), min(int(hit[-1]) + 1 + margin, union.shape[ax])))
-    return tuple(box)
-
 def _surface_distances(p: np.ndarray, r: np.ndarray, sp: np.ndarray, both: bool = True, margin: int = 1):
     """Directed surface distances (mm) of two non-empty boolean masks, computed on their joint bounding box:
     (from each surface voxel of `p` to the surface of `r`, from each surface voxel of `r` to the surface of `p`,
     or None unless `both`). Identical to medpy's `__surface_distances(p, r)` and `(r, p)`."""
-    box = _joint_box(p, r, margin)
+    box = box_slices(p | r, margin)                   # the joint bounding box
     ps, rs = _surface(p[box]), _surface(r[box])
     d_pr = distance_transform_edt(~rs, sampling=sp)[ps]
     d_rp = distance_transform_edt(~ps, sampling=sp)[rs] if both else None

@@ -13,10 +13,12 @@ from .io import BratsError, find_cases, read_case, read_image, write_image, writ
 from .phantom import write_phantoms
 from .preprocess import preprocess_case, preprocess_dataset
 from .data import split_cases, cv_splits
-from .train import TrainConfig, train, load_checkpoint, model_from_checkpoint, resolve_device, config_differences, environment
+from .train import TrainConfig, train, load_checkpoint, model_from_checkpoint, config_differences, environment, TINY
+from .scale import resolve_device
 from .infer import predict_case
-from .evaluate import (evaluate_predictions, write_rows, summarise, seed_summary, write_table1, threshold_predictions,
-                                compare_methods, comparison_table, threshold_scan, PAPER_TABLE1, pred_path)
+from .evaluate import (evaluate_predictions, write_rows, summarise, write_table1, threshold_predictions,
+                                threshold_scan, PAPER_TABLE1, pred_path)
+from .stats import seed_summary, compare_methods, comparison_table
 from .methods import METHODS, method_title
 from .viz import plot_loss_curves, plot_slices, plot_surfaces, save_figure
 
@@ -93,6 +95,8 @@ BUDGETS = {
                   train=dict(iterations=6000, patch=(96, 96, 96), filters=(16, 32, 64, 128, 256), val_every=200)),
     'cpu-3mm': dict(n_phantoms=None, phantom_size=None, phantom_spacing=None, labelled=5, val=2, test=7, unlabelled=None, spacing=3.0, folds=3,
                     mirror=True, train=dict(iterations=500, patch=(48, 48, 48), filters=(8, 16, 32, 64), norm='instance', lr=0.1, val_every=50, fg_prob=0.33, T=4)),
+    'tiny': dict(n_phantoms=8, phantom_size=(40, 40, 28), phantom_spacing=(6.0, 6.0, 6.0), labelled=2, val=1, test=2, unlabelled=None, spacing=None,
+                 train=dict(TINY, iterations=2, val_every=1)),     # seconds: for lessons and tests
 }
 
 # %% ../nbs/12_pipeline.ipynb #5c67507c

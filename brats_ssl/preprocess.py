@@ -14,8 +14,9 @@ from tqdm.auto import tqdm
 from .io import BratsError, Case, Geometry, find_cases, read_image, check_label_values, atomic_path, write_json
 
 # %% auto #0
-__all__ = ['background_value', 'brain_mask', 'check_flair', 'bounding_box', 'resample', 'Preprocessed', 'preprocess_case',
-           'record_path', 'preprocess_dataset', 'load_record', 'load_arrays', 'load_case', 'list_preprocessed']
+__all__ = ['background_value', 'brain_mask', 'check_flair', 'box_slices', 'bounding_box', 'resample', 'zscore', 'Preprocessed',
+           'preprocess_case', 'record_path', 'preprocess_dataset', 'load_record', 'load_arrays', 'load_case',
+           'list_preprocessed']
 
 # %% ../nbs/02_preprocess.ipynb #2abf394d
 def background_value(arr: np.ndarray) -> float:
@@ -37,14 +38,23 @@ def check_flair(arr: np.ndarray, path) -> None:
         raise BratsError(f"{path}: FLAIR is constant ({arr.min()}): no brain to segment")
 
 # %% ../nbs/02_preprocess.ipynb #d29571a8
+def box_slices(mask: np.ndarray, margin: int = 0) -> tuple[slice, ...] | None:
+    """Slices (array order) of the smallest box holding every non-zero voxel of `mask` (any number of dimensions),
+    widened by `margin` and clamped to the array; None when `mask` has no non-zero voxel. The one bounding box of the
+    package: preprocessing's crop, the metrics' joint box and the figures' crop all use it."""
+    box = []
+    for ax in range(mask.ndim):
+        nz = np.flatnonzero(np.any(mask, axis=tuple(a for a in range(mask.ndim) if a != ax)))
+        if nz.size == 0: return None
+        box.append(slice(max(int(nz[0]) - margin, 0), min(int(nz[-1]) + 1 + margin, mask.shape[ax])))
+    return tuple(box)
+
+# %% ../nbs/02_preprocess.ipynb #f8a7b7e1
 def bounding_box(mask: np.ndarray, margin: int = 4) -> tuple[tuple, tuple]:
     "Start index and size, in (x, y, z) order, of the box around the non-zero voxels of `mask` [z, y, x], widened by `margin` and clamped."
-    lo, hi = [], []
-    for ax in range(3):
-        nz = np.flatnonzero(np.any(mask, axis=tuple(a for a in range(3) if a != ax)))
-        if nz.size == 0: raise BratsError("empty mask: no bounding box")
-        lo.append(max(int(nz[0]) - margin, 0)); hi.append(min(int(nz[-1]) + 1 + margin, mask.shape[ax]))
-    return tuple(lo[::-1]), tuple(h - l for h, l in zip(hi[::-1], lo[::-1]))
+    sl = box_slices(mask, margin)
+    if sl is None: raise BratsError("empty mask: no bounding box")
+    return tuple(s.start for s in sl[::-1]), tuple(s.stop - s.start for s in sl[::-1])
 
 # %% ../nbs/02_preprocess.ipynb #a378f376
 def resample(img: sitk.Image, spacing: float, interpolator=sitk.sitkLinear) -> sitk.Image:
@@ -56,6 +66,14 @@ def resample(img: sitk.Image, spacing: float, interpolator=sitk.sitkLinear) -> s
     origin = np.array(img.GetOrigin()) + d @ ((new_sp - old_sp) / 2)
     return sitk.Resample(sitk.Cast(img, sitk.sitkFloat32), [int(s) for s in new_size], sitk.Transform(), interpolator,
                          origin.tolist(), new_sp.tolist(), img.GetDirection(), 0.0, sitk.sitkFloat32)
+
+# %% ../nbs/02_preprocess.ipynb #477392d1
+def zscore(x: np.ndarray, brain: np.ndarray, what: str = 'FLAIR') -> tuple[np.ndarray, float, float]:
+    "(z, mean, std): `x` minus the mean of its `brain` voxels, over their standard deviation; 0 outside the brain; `x`'s dtype."
+    v = x[brain]
+    mean, std = float(v.mean()), float(v.std())
+    if std == 0: raise BratsError(f"{what}: brain intensities are constant: cannot z-score")
+    return np.where(brain, (x - mean) / std, 0).astype(x.dtype), mean, std
 
 # %% ../nbs/02_preprocess.ipynb #31b86946
 def _crop_offset(g: Geometry, s: Geometry) -> tuple[int, ...] | None:
@@ -127,9 +145,8 @@ def preprocess_case(flair, seg=None, spacing: float | None = None, margin: int =
     if not b.any(): raise BratsError(f"{fname}: no brain voxel left after resampling to {spacing} mm (the volume is too small)")
     lo, hi = np.percentile(x[b], percentiles)
     x = np.clip(x, lo, hi)
-    mean, std = float(x[b].mean()), float(x[b].std())
-    if std == 0: raise BratsError(f"{fname}: brain intensities are constant after clipping: cannot normalise")
-    x = np.where(b, (x - mean) / std, 0).astype(np.float32)
+    x, mean, std = zscore(x, b, f"{fname} (after clipping)")      # float64 (the clip's percentiles are), stored as float32
+    x = x.astype(np.float32)
     out = Geometry.of(img).image(x)
     if lab is not None:
         lab = Geometry.of(img).image((sitk.GetArrayViewFromImage(lab) > 0.5).astype(np.uint8))

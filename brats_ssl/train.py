@@ -4,7 +4,7 @@
 
 # %% ../nbs/08_train.ipynb #82bd35e9
 from __future__ import annotations
-import contextlib, csv, ctypes, datetime, json, math, os, platform, random, re, signal, sys, threading, time, warnings
+import contextlib, csv, json, math, os, platform, random, re, signal, sys, threading, time, warnings
 from dataclasses import dataclass, asdict, fields
 from pathlib import Path
 import numpy as np
@@ -19,11 +19,11 @@ from .models import UNet3D
 from .methods import METHODS, make_method, method_settings
 from .infer import sliding_window, postprocess, POSTPROCESS
 from .metrics import dice
+from .scale import resolve_device, Dist, init_distributed, _gather, _checksums, heap_cache
 
 # %% auto #0
-__all__ = ['LOG_FIELDS', 'VAL_FIELDS', 'TrainConfig', 'poly_lr', 'resolve_device', 'network', 'build', 'heap_cache', 'Dist',
-           'init_distributed', 'save_checkpoint', 'load_checkpoint', 'model_from_checkpoint', 'validate', 'train_step',
-           'config_differences', 'environment', 'train']
+__all__ = ['TINY', 'LOG_FIELDS', 'VAL_FIELDS', 'TrainConfig', 'poly_lr', 'network', 'build', 'save_checkpoint', 'load_checkpoint',
+           'model_from_checkpoint', 'validate', 'train_step', 'config_differences', 'environment', 'train']
 
 # %% ../nbs/08_train.ipynb #4d6b0160
 @dataclass
@@ -59,7 +59,7 @@ class TrainConfig:
     device: str = 'auto'              # 'auto', 'cpu', 'cuda', 'cuda:1', ...
     amp: bool = True                  # bf16 autocast on CUDA (ignored on the CPU)
     channels_last: bool = True        # channels-last 3D memory layout (faster convolutions on CPU and GPU)
-    keep_heap: bool = True            # CPU on Linux: reuse freed memory instead of mapping fresh pages (see `heap_cache`)
+    keep_heap: bool = True            # CPU on Linux: reuse freed memory instead of mapping fresh pages (see `heap_cache` in 08a_scale)
 
     def __post_init__(self):
         self.patch, self.filters = tuple(self.patch), tuple(self.filters)
@@ -82,18 +82,15 @@ class TrainConfig:
         if 'batchnorm' in d and 'norm' not in d: d['norm'] = 'batch' if d.pop('batchnorm') else None   # written before `norm`
         return cls(**{k: v for k, v in d.items() if k in known})
 
+# %% ../nbs/08_train.ipynb #defb64fe
+TINY = dict(patch=(16, 16, 16), filters=(4, 8, 16), T=2)     # seconds per run: for lessons and tests, never for results
+
 # %% ../nbs/08_train.ipynb #a71cd4c6
 def poly_lr(base_lr: float, it: int, max_it: int, power: float = 0.9) -> float:
     "Learning rate at iteration `it` of `max_it`."
     return base_lr * (1 - it / max_it) ** power
 
 # %% ../nbs/08_train.ipynb #802f300b
-def resolve_device(name: str = 'auto') -> torch.device:
-    "'auto' is CUDA when present, else the CPU."
-    if name == 'auto': name = 'cuda' if torch.cuda.is_available() else 'cpu'
-    if name.startswith('cuda') and not torch.cuda.is_available(): raise BratsError(f"device {name!r} asked for, but CUDA is not available")
-    return torch.device(name)
-
 def network(cfg: TrainConfig, device='cpu') -> UNet3D:
     "The UNet3D of a run (fresh weights), on `device`, in the run's memory layout: what `build` trains and checkpoints load into."
     model = UNet3D(1, 2, cfg.filters, cfg.norm, cfg.dropout).to(device)
@@ -111,69 +108,6 @@ def build(cfg: TrainConfig, device=None):
     params = [p for net in method.trainable(model) for p in net.parameters()]
     opt = torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
     return model, method, opt
-
-# %% ../nbs/08_train.ipynb #1c39bf38
-_M_TRIM_THRESHOLD, _M_MMAP_MAX = -1, -4       # glibc's mallopt parameters (malloc.h)
-_heap_depth = 0
-
-def _glibc():
-    "The C library when it is glibc and malloc has not been tuned by the user, else None."
-    if not sys.platform.startswith('linux') or platform.libc_ver()[0] != 'glibc': return None
-    tuned = ('MALLOC_MMAP_MAX_', 'MALLOC_MMAP_THRESHOLD_', 'MALLOC_TRIM_THRESHOLD_', 'MALLOC_TOP_PAD_')
-    tunables = os.environ.get('GLIBC_TUNABLES', '')
-    if any(k in os.environ for k in tuned) or 'malloc.mmap' in tunables or 'malloc.trim' in tunables: return None
-    if 'malloc' in os.environ.get('LD_PRELOAD', ''): return None      # jemalloc, tcmalloc, mimalloc
-    try: libc = ctypes.CDLL('libc.so.6')
-    except OSError: return None
-    libc.mallopt.argtypes, libc.malloc_trim.argtypes = [ctypes.c_int, ctypes.c_int], [ctypes.c_size_t]
-    return libc
-
-@contextlib.contextmanager
-def heap_cache(on: bool = True):
-    "Within the block glibc reuses freed memory instead of mapping fresh pages; yields whether it took effect."
-    global _heap_depth
-    libc = _glibc() if on else None
-    if libc is None: yield False; return
-    if _heap_depth == 0: libc.mallopt(_M_MMAP_MAX, 0); libc.mallopt(_M_TRIM_THRESHOLD, 2**31 - 1)
-    _heap_depth += 1
-    try: yield True
-    finally:
-        _heap_depth -= 1
-        if _heap_depth == 0:        # glibc's defaults, and the kept memory back to the system
-            libc.mallopt(_M_MMAP_MAX, 65536); libc.mallopt(_M_TRIM_THRESHOLD, 128 * 1024); libc.malloc_trim(0)
-
-# %% ../nbs/08_train.ipynb #092fd9ea
-@dataclass(frozen=True)
-class Dist:
-    "This process's place in a `torchrun` job (a single process is rank 0 of 1)."
-    rank: int = 0
-    world: int = 1
-    local_rank: int = 0
-    owner: bool = False     # whether `init_distributed` started the process group (and `train` ends it)
-
-def init_distributed(device: str = 'auto') -> Dist:
-    "Join the process group that torchrun describes in the environment (WORLD_SIZE > 1): NCCL for CUDA, gloo on the CPU."
-    world = int(os.environ.get('WORLD_SIZE', '1'))
-    if world <= 1: return Dist()
-    local = int(os.environ.get('LOCAL_RANK', '0'))
-    owner = not dist.is_initialized()
-    if owner:
-        cuda = resolve_device(device).type == 'cuda'
-        if cuda: torch.cuda.set_device(local)
-        # rank 0 validates and writes checkpoints while the others wait at their next step: a generous timeout
-        dist.init_process_group('nccl' if cuda else 'gloo', timeout=datetime.timedelta(hours=2))
-    return Dist(dist.get_rank(), dist.get_world_size(), local, owner)
-
-def _gather(d: Dist, obj) -> list:
-    "`obj` of every rank, in rank order."
-    if d.world == 1: return [obj]
-    out = [None] * d.world
-    dist.all_gather_object(out, obj)
-    return out
-
-def _checksums(*modules) -> list[tuple[float, float]]:
-    return [(float(t.double().sum()), float(t.double().square().sum())) for m in modules for t in m.state_dict().values()
-            if torch.is_tensor(t) and t.is_floating_point()]
 
 # %% ../nbs/08_train.ipynb #02d0c7ef
 def _rng_state() -> dict:

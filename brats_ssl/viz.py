@@ -15,6 +15,7 @@ from matplotlib.patches import Patch
 from mpl_toolkits.mplot3d.art3d import Poly3DCollection
 from scipy import ndimage
 from .io import BratsError, Geometry, atomic_path
+from .preprocess import box_slices
 from .methods import method_title
 
 # %% auto #0
@@ -210,9 +211,7 @@ def render_slice(flair, overlays: dict, axis: str = 'z', index: int | None = Non
 # %% ../nbs/11_viz.ipynb #36264095
 def _crop_box(f: np.ndarray, margin: int = 2) -> tuple[slice, ...]:
     "Bounding box of the non-zero voxels of `f` with a margin (the whole volume if all are zero)."
-    nz = np.argwhere(f != 0)
-    if not len(nz): return tuple(slice(0, n) for n in f.shape)
-    return tuple(slice(max(lo - margin, 0), min(hi + margin + 1, n)) for lo, hi, n in zip(nz.min(0), nz.max(0), f.shape))
+    return box_slices(f, margin) or tuple(slice(0, n) for n in f.shape)
 
 def _outcomes(ref: np.ndarray, m: np.ndarray) -> dict:
     "TP, FP and FN masks of `m` against `ref`, keyed as `OUTCOME_COLORS`."

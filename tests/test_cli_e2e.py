@@ -1,7 +1,6 @@
 """End to end through the `brats-ssl` command on a tiny synthetic set, and prediction on two real cases."""
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest

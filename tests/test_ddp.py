@@ -4,7 +4,6 @@ The ranks' student and teacher weights must be identical after training, the los
 half-way and resumed under torchrun must end with exactly the weights of the uninterrupted one.
 """
 import csv, os, subprocess, sys, textwrap
-from pathlib import Path
 import pytest
 import torch
 

@@ -1,6 +1,5 @@
 """Preprocessing on the real BraTS 2018 cases (BRATS_DATA, default ../shared/data/brats18): skipped where absent."""
 import numpy as np
-import pytest
 import SimpleITK as sitk
 
 from brats_ssl.io import Geometry, find_cases, read_case

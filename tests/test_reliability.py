@@ -21,18 +21,18 @@ import torch
 from hypothesis import HealthCheck, example, given, settings, strategies as st
 
 import brats_ssl.io as bio
-from brats_ssl.io import BratsError, BratsWarning, Case, atomic_path, find_cases, read_case, read_image, write_image, write_json
+from brats_ssl.io import BratsError, BratsWarning, atomic_path, find_cases, read_case, read_image, write_image, write_json
 from brats_ssl.phantom import make_phantom, write_phantoms
 from brats_ssl.preprocess import preprocess_case, preprocess_dataset, load_arrays, list_preprocessed
 from brats_ssl.data import PatchDataset, split_cases, load_volumes
 from brats_ssl.metrics import segmentation_metrics
-from brats_ssl.train import TrainConfig, train, load_checkpoint, model_from_checkpoint
+from brats_ssl.train import TrainConfig, train, load_checkpoint, model_from_checkpoint, TINY as _TINY
 from brats_ssl.pipeline import predict_dataset
 from brats_ssl.cli import main
 
 SIZE, SPACING = (40, 40, 28), (6.0, 6.0, 6.0)
-TINY = dict(patch=(16, 16, 16), filters=(4, 8, 16), device='cpu', T=2, val_every=2)
-TINY_ARGS = ['--patch', 16, 16, 16, '--filters', 4, 8, 16, '--device', 'cpu', '--T', 2, '--workers', 0]
+TINY = dict(_TINY, device='cpu', val_every=2)
+TINY_ARGS = ['--patch', *TINY['patch'], '--filters', *TINY['filters'], '--device', 'cpu', '--T', TINY['T'], '--workers', 0]
 RUN = [sys.executable, '-c', 'import sys; from brats_ssl.cli import main; sys.exit(main())']
 
 
