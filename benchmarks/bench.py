@@ -19,15 +19,15 @@ def _peak_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def _stepper(method: str, size: int, device: str):
-    """A function that runs one training step of `method` (batch 2 + 2 patches of size^3, UNet3D(16..256)) and times it,
-    the device, and the memory setting `train` would run it under (`heap_cache`)."""
+def _stepper(method: str, size: int, device: str, settings: dict | None = None):
+    """A function that runs one training step of `method` (batch 2 + 2 patches of size^3, UNet3D(16..256), or the
+    `settings` given) and times it, the device, and the memory setting `train` would run it under (`heap_cache`)."""
     import torch
     from brats_ssl.train import TrainConfig, build
     from brats_ssl.scale import heap_cache, resolve_device
     torch.manual_seed(0)
     dev = resolve_device(device)
-    cfg = TrainConfig(method=method, patch=(size,) * 3, device=device)
+    cfg = TrainConfig(**{**dict(method=method, patch=(size,) * 3, device=device), **(settings or {})})
     model, meth, opt = build(cfg, dev)
     fmt = torch.channels_last_3d
     xl = torch.randn(2, 1, size, size, size, device=dev).to(memory_format=fmt)
@@ -48,9 +48,9 @@ def _stepper(method: str, size: int, device: str):
 
 
 def _train_step(args) -> dict:
-    method, size, steps, device = args
+    method, size, steps, device, *settings = args
     import torch
-    step, dev, heap = _stepper(method, size, device)
+    step, dev, heap = _stepper(method, size, device, *settings)
     with heap as kept:
         times = [step() for _ in range(steps + 1)][1:]               # the first step warms up (and runs cuDNN's autotuner)
         peak = torch.cuda.max_memory_allocated() / 2**20 if dev.type == 'cuda' else _peak_mb()
@@ -59,7 +59,7 @@ def _train_step(args) -> dict:
 
 
 def _predict(args) -> dict:
-    flair_path, device, overlap = args
+    flair_path, device, overlap, *settings = args
     import torch
     from brats_ssl.io import read_image
     from brats_ssl.preprocess import preprocess_case
@@ -68,7 +68,7 @@ def _predict(args) -> dict:
     from brats_ssl.scale import resolve_device
     torch.manual_seed(0)
     dev = resolve_device(device)
-    cfg = TrainConfig(device=device)
+    cfg = TrainConfig(device=device, **(settings[0] if settings else {}))
     model, _, _ = build(cfg, dev)
     flair = read_image(flair_path, 'FLAIR')
     t = time.perf_counter()

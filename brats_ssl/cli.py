@@ -18,11 +18,13 @@ def _cmd_phantom(a):
     cases = write_phantoms(a.out, n=a.n, seed=a.seed, size=tuple(a.size), spacing=tuple(a.spacing))
     print(f"{len(cases)} synthetic cases in {a.out}")
 
+# %% ../nbs/13_cli.ipynb #74f3e0ba
 def _cmd_preprocess(a):
     from brats_ssl.preprocess import preprocess_dataset
     ids = preprocess_dataset(a.data, a.out, spacing=a.spacing, margin=a.margin, workers=a.workers)
     print(f"{len(ids)} cases preprocessed in {a.out}")
 
+# %% ../nbs/13_cli.ipynb #66f7cd8f
 def _train_options(p, skip=('method',), budget: bool = False):
     """One option per `TrainConfig` field (but `skip`). `budget`: the options only override a budget's settings, so
     an option not given is left out (and the budget's value stays)."""
@@ -53,12 +55,14 @@ def _cmd_train(a):
     if os.environ.get('RANK', '0') == '0':      # under torchrun, rank 0 speaks for all
         print(f"best validation Dice {s['best_dice']:.4f}; checkpoints in {a.out}")
 
+# %% ../nbs/13_cli.ipynb #6f01ca9d
 def _cmd_predict(a):
     from brats_ssl.pipeline import predict_dataset
     files = predict_dataset(a.checkpoint, a.input, a.out, overlap=a.overlap, uncertainty=a.uncertainty, device=a.device,
                             mirror=a.mirror, overwrite=a.overwrite)
     print(f"{len(files)} predictions in {a.out}")
 
+# %% ../nbs/13_cli.ipynb #304f3489
 def _cmd_evaluate(a):
     from brats_ssl.evaluate import evaluate_predictions, summarise, write_rows
     rows = evaluate_predictions(a.pred, a.data)
@@ -68,11 +72,13 @@ def _cmd_evaluate(a):
     print(f"{'mean':<28} " + ' '.join(f"{s[k]['mean']:{w}}" for k, w in (('dice', '7.4f'), ('ravd', '7.4f'), ('hd95', '8.3f'), ('asd', '7.3f'))))
     if a.out: write_rows(rows, a.out); print(f"per-case table: {a.out}")
 
+# %% ../nbs/13_cli.ipynb #8c9fa9c5
 def _cmd_ablate(a):
     from brats_ssl.ablation import ablation
     ablation(a.out, data=a.data, budget=a.budget, only=a.only, device=a.device)
     print((Path(a.out)/'ablation.md').read_text())
 
+# %% ../nbs/13_cli.ipynb #e785d9ba
 def _cmd_reproduce(a):
     from brats_ssl.pipeline import reproduce
     from brats_ssl.train import TrainConfig

@@ -70,6 +70,7 @@ class PatchParams:
     scale: float = 1.0    # then multiplied by `scale`
     shift: float = 0.0    # and shifted by `shift` (background voxels, 0, stay 0)
 
+# %% ../nbs/03_data.ipynb #097bb910
 def _padding(shape, patch):
     return [(max((p - s + 1) // 2, 0), max(p - s - (p - s + 1) // 2, 0)) for s, p in zip(shape, patch)]
 
@@ -87,6 +88,7 @@ def draw_patch(rng: np.random.Generator, shape, patch, augment: bool = True, int
         p = replace(p, gamma=g, scale=s, shift=float(rng.uniform(*INTENSITY_RANGES['shift'])))
     return p
 
+# %% ../nbs/03_data.ipynb #6a459c16
 def apply_patch(x: np.ndarray, p: PatchParams, patch) -> np.ndarray:
     "Cut, rotate and flip a patch of `x` [z, y, x] (padded with zeros when smaller than the patch)."
     pad = _padding(x.shape, patch)
@@ -96,6 +98,7 @@ def apply_patch(x: np.ndarray, p: PatchParams, patch) -> np.ndarray:
     if p.flip is not None: out = np.flip(out, p.flip)
     return np.ascontiguousarray(out)
 
+# %% ../nbs/03_data.ipynb #e6e8935e
 def apply_intensity(x: np.ndarray, p: PatchParams) -> np.ndarray:
     "The image patch `x` with `p`'s gamma, scale and shift applied to its brain (non-zero) voxels; a new array."
     if (p.gamma, p.scale, p.shift) == (1.0, 1.0, 0.0): return x

@@ -130,6 +130,7 @@ def write_rows(rows, path, fields=None) -> Path:
             for r in rows: w.writerow([_cell_text(r.get(k)) for k in fields])
     return Path(path)
 
+# %% ../nbs/10_evaluate.ipynb #f011a61f
 def _parse_cell(field: str, s: str):
     if field in TEXT_FIELDS: return s
     if s == '': return None

@@ -89,6 +89,7 @@ def largest_component(mask: np.ndarray, connectivity: int = 6) -> np.ndarray:
     if n <= 1: return np.asarray(mask, bool)
     return lab == (np.argmax(np.bincount(lab.ravel())[1:]) + 1)
 
+# %% ../nbs/07_infer.ipynb #5c66222a
 def postprocess(mask: np.ndarray, mode: str = 'none') -> np.ndarray:
     "A boolean mask post-processed by `mode`: 'none' (unchanged) or 'largest' (largest face-connected component)."
     if mode not in POSTPROCESS: raise ValueError(f"unknown post-processing {mode!r}: choose one of {', '.join(POSTPROCESS)}")
@@ -100,6 +101,7 @@ def entropy_map(probs: torch.Tensor) -> np.ndarray:
     "Entropy (nats) of class probabilities (C, D, H, W) -> (D, H, W) float32: UAMT's `entropy_uncertainty` (05_losses), one volume."
     return entropy_uncertainty(probs[None].float())[0, 0].numpy().astype(np.float32)
 
+# %% ../nbs/07_infer.ipynb #15dc2a2b
 def predict_case(model, pre: Preprocessed, patch, overlap: float = 0.5, batch: int = 2, device=None,
                  amp: bool = False, uncertainty: bool = False, post: str = 'none', mirror: bool = False) -> tuple[sitk.Image, sitk.Image | None]:
     """The uint8 whole-tumour mask of a preprocessed case on its original grid (tumour probability restored linearly,

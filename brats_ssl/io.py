@@ -242,6 +242,7 @@ def atomic_path(path):
         tmp.unlink(missing_ok=True)
         raise
 
+# %% ../nbs/00_io.ipynb #4b361a48
 def write_image(img: sitk.Image, path, compress: bool = True) -> Path:
     "Write `img` to `path` (NIfTI when it ends in .nii or .nii.gz) atomically."
     path = Path(path)
@@ -250,11 +251,13 @@ def write_image(img: sitk.Image, path, compress: bool = True) -> Path:
         except RuntimeError as e: raise OSError(28, f"SimpleITK could not write the image ({str(e).strip().splitlines()[-1][:200]})") from None
     return path
 
+# %% ../nbs/00_io.ipynb #5c6e9661
 def write_text(text: str, path) -> Path:
     "Write `text` to `path` atomically."
     with atomic_path(path) as tmp: Path(tmp).write_text(text)
     return Path(path)
 
+# %% ../nbs/00_io.ipynb #8dfee094
 def write_json(obj, path) -> Path:
     "Write `obj` as indented JSON to `path` atomically."
     return write_text(json.dumps(obj, indent=1), path)

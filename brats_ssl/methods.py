@@ -26,10 +26,10 @@ def register_method(cls: type) -> type:
     METHODS[cls.name] = cls
     return cls
 
+# %% ../nbs/06_methods.ipynb #dc4df06f
 def method_title(name: str) -> str:
     "The name of method `name` in tables and figures ('UNet3D', 'Mean Teacher', 'UAMT'); any other key as it is."
     return METHODS[name].title if name in METHODS else str(name)
-
 
 # %% ../nbs/06_methods.ipynb #621ee7a3
 @register_method
@@ -139,9 +139,9 @@ def method_settings(name: str) -> set[str]:
             out |= {k for k, p in inspect.signature(c.__init__).parameters.items() if k != 'self' and p.kind is p.POSITIONAL_OR_KEYWORD}
     return out
 
+# %% ../nbs/06_methods.ipynb #6b921e09
 def make_method(name: str, **kw):
     "The method called `name` (a key of `METHODS`) with settings `kw`; a setting it does not take is an error that names it."
     unknown = sorted(set(kw) - method_settings(name))
     if unknown: raise ValueError(f"method {name!r} takes no setting {', '.join(map(repr, unknown))}; its settings: {', '.join(sorted(method_settings(name)))}")
     return METHODS[name](**kw)
-

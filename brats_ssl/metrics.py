@@ -87,6 +87,7 @@ def hd95(pred, ref, spacing=None) -> float:
     p, r, sp = _masks(pred, ref, spacing)
     return _distance_metrics(p, r, sp)[0]
 
+# %% ../nbs/09_metrics.ipynb #f3bd5dc7
 def asd(pred, ref, spacing=None) -> float:
     "Mean distance (mm) from `pred`'s surface voxels to `ref`'s surface, as `medpy.metric.binary.asd(pred, ref, spacing)`."
     p, r, sp = _masks(pred, ref, spacing)

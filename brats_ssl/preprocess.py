@@ -229,6 +229,7 @@ def load_record(out, cid) -> dict:
     except FileNotFoundError: raise BratsError(f"{rp}: no preprocessed case {cid!r} in {out}") from None
     except ValueError as e: raise BratsError(f"{rp}: unreadable record ({e})") from None
 
+# %% ../nbs/02_preprocess.ipynb #acb38773
 def load_arrays(out, cid, mmap: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
     "The preprocessed image (float32) and label (uint8 or None) arrays [z, y, x] of case `cid`."
     rec, out = load_record(out, cid), Path(out)
@@ -237,6 +238,7 @@ def load_arrays(out, cid, mmap: bool = False) -> tuple[np.ndarray, np.ndarray | 
         except (OSError, ValueError) as e: raise BratsError(f"{out/name}: unreadable array ({e})") from None
     return load(rec['image']), (load(rec['label']) if rec.get('label') else None)
 
+# %% ../nbs/02_preprocess.ipynb #2271d346
 def load_case(out, cid) -> Preprocessed:
     "The cached case `cid` as a `Preprocessed` (images on the processed grid, original grid for `restore`)."
     rec = load_record(out, cid)
@@ -244,6 +246,7 @@ def load_case(out, cid) -> Preprocessed:
     g = Geometry.from_dict(rec['grid'])
     return Preprocessed(g.image(x), None if y is None else g.image(y), Geometry.from_dict(rec['source_grid']), rec['info'])
 
+# %% ../nbs/02_preprocess.ipynb #739db91b
 def list_preprocessed(out) -> list[str]:
     "The ids of the cases in the preprocessed folder `out` (from its dataset.json)."
     f = Path(out)/'dataset.json'

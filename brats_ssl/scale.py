@@ -29,6 +29,7 @@ class Dist:
     local_rank: int = 0
     owner: bool = False     # whether `init_distributed` started the process group (and `train` ends it)
 
+# %% ../nbs/08a_scale.ipynb #240306a9
 def init_distributed(device: str = 'auto') -> Dist:
     "Join the process group that torchrun describes in the environment (WORLD_SIZE > 1): NCCL for CUDA, gloo on the CPU."
     world = int(os.environ.get('WORLD_SIZE', '1'))
@@ -42,6 +43,7 @@ def init_distributed(device: str = 'auto') -> Dist:
         dist.init_process_group('nccl' if cuda else 'gloo', timeout=datetime.timedelta(hours=2))
     return Dist(dist.get_rank(), dist.get_world_size(), local, owner)
 
+# %% ../nbs/08a_scale.ipynb #17ea7b0a
 def _gather(d: Dist, obj) -> list:
     "`obj` of every rank, in rank order."
     if d.world == 1: return [obj]

@@ -61,6 +61,7 @@ def compare_methods(rows_by_method: dict, metric: str = 'dice', n_boot: int = 20
     for c, p in zip(out, _holm([c['p_value'] for c in out])): c['p_holm'] = p
     return out
 
+# %% ../nbs/10a_stats.ipynb #8c56b04d
 def comparison_table(comparisons: list[dict], digits: int = 3) -> str:
     "Markdown table of `compare_methods` results: pair, n, mean difference (B − A) with its 95 % CI, Wilcoxon and Holm p."
     f = lambda v, d=digits: '–' if not math.isfinite(v) else f"{v:+.{d}f}"

@@ -96,6 +96,7 @@ def network(cfg: TrainConfig, device='cpu') -> UNet3D:
     model = UNet3D(1, 2, cfg.filters, cfg.norm, cfg.dropout).to(device)
     return model.to(memory_format=torch.channels_last_3d) if cfg.channels_last else model
 
+# %% ../nbs/08_train.ipynb #e8704c12
 def build(cfg: TrainConfig, device=None):
     "The student model, the method (with its teacher) and the SGD optimiser of a run."
     device = device or resolve_device(cfg.device)
@@ -126,6 +127,7 @@ def save_checkpoint(path, model, method, opt, it: int, cfg: TrainConfig, extra: 
     with atomic_path(path) as tmp: torch.save(state, tmp)
     return Path(path)
 
+# %% ../nbs/08_train.ipynb #8e57a57a
 def load_checkpoint(path, map_location='cpu') -> dict:
     "Read a checkpoint written by `save_checkpoint`; `BratsError` if it is missing, truncated or foreign."
     path = Path(path)
@@ -136,6 +138,7 @@ def load_checkpoint(path, map_location='cpu') -> dict:
         raise BratsError(f"{path}: not a brats_ssl checkpoint")
     return state
 
+# %% ../nbs/08_train.ipynb #d9ec7006
 def model_from_checkpoint(state: dict, device='cpu') -> torch.nn.Module:
     "The student network of a checkpoint, in eval mode."
     cfg = TrainConfig.from_dict(state['config'])
