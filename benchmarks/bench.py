@@ -23,7 +23,7 @@ def _stepper(method: str, size: int, device: str, settings: dict | None = None):
     """A function that runs one training step of `method` (batch 2 + 2 patches of size^3, UNet3D(16..256), or the
     `settings` given) and times it, the device, and the memory setting `train` would run it under (`heap_cache`)."""
     import torch
-    from brats_ssl.train import TrainConfig, build
+    from brats_ssl.train import TrainConfig, build, train_step
     from brats_ssl.scale import heap_cache, resolve_device
     torch.manual_seed(0)
     dev = resolve_device(device)
@@ -39,9 +39,7 @@ def _stepper(method: str, size: int, device: str, settings: dict | None = None):
         i = next(it)
         if dev.type == 'cuda': torch.cuda.synchronize()
         t = time.perf_counter()
-        with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=amp):
-            loss, _ = meth.loss(model, xl, yl, xu if meth.semi_supervised else None, i, 1000)
-        opt.zero_grad(); loss.backward(); opt.step(); meth.update(model, i)
+        train_step(model, meth, opt, (xl, yl, xu if meth.semi_supervised else None), i, cfg, dev, amp)   # the loop's own step
         if dev.type == 'cuda': torch.cuda.synchronize()
         return time.perf_counter() - t
     return step, dev, heap_cache(cfg.keep_heap and dev.type == 'cpu')

@@ -12,7 +12,7 @@ from pathlib import Path
 import torch
 from torch import nn
 import brats_ssl.models as M
-from brats_ssl.train import TrainConfig, build
+from brats_ssl.train import TrainConfig, build, train_step
 from brats_ssl.scale import heap_cache
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -23,7 +23,7 @@ def stepper(ours: bool, a):
     M.NORMS['instance'] = M.InstanceNorm3d if ours else (lambda c: nn.InstanceNorm3d(c, affine=True))
     try:
         torch.manual_seed(0)
-        cfg = TrainConfig(method=a.method, patch=(a.size,) * 3, filters=tuple(a.filters), norm='instance', device='cpu', lr=0.1, T=4)
+        cfg = TrainConfig(method=a.method, patch=(a.size,) * 3, filters=tuple(a.filters), norm='instance', device='cpu', lr=0.1, T=4, iterations=500)
         model, meth, opt = build(cfg, torch.device('cpu'))
     finally:
         M.NORMS['instance'] = M.InstanceNorm3d
@@ -36,8 +36,7 @@ def stepper(ours: bool, a):
     def step() -> float:
         i = next(it)
         t = time.perf_counter()
-        loss, _ = meth.loss(model, xl, yl, xu if meth.semi_supervised else None, i, 500)
-        opt.zero_grad(set_to_none=True); loss.backward(); opt.step(); meth.update(model, i)
+        train_step(model, meth, opt, (xl, yl, xu if meth.semi_supervised else None), i, cfg, torch.device('cpu'))   # the loop's own step
         return time.perf_counter() - t
     return step
 

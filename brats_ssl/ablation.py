@@ -16,7 +16,7 @@ from .pipeline import reproduce
 from .viz import save_figure
 
 # %% auto #0
-__all__ = ['ABLATIONS', 'ablation_table', 'ablation_markdown', 'plot_dice_vs_labelled', 'ablation']
+__all__ = ['ABLATIONS', 'ablation_table', 'ablation_markdown', 'labelled_settings', 'plot_dice_vs_labelled', 'ablation']
 
 # %% ../nbs/15_ablation.ipynb #ec7704f5
 ABLATIONS = {
@@ -45,34 +45,46 @@ def _labelled_count(folder: Path) -> int:
     return max(set(counts), key=counts.count)
 
 def ablation_table(rows: list[dict], reference=('base', 'unet')) -> list[dict]:
-    """One line per (setting, method, seed): n, labelled, mean Dice and HD95, and B − A against `reference` (setting,
-    method) on the same patients: mean difference, bootstrap 95 % CI, Wilcoxon p, Holm-adjusted p over all lines."""
-    key = lambda r: (r['setting'], r['method'], r['seed'])
-    ref = [r for r in rows if (r['setting'], r['method']) == reference and r['seed'] in (0, '0')]
-    if not ref: raise BratsError(f"the ablation has no rows of {reference[1]!r} in setting {reference[0]!r} (seed 0) to compare with")
+    """One line per (setting, method, seed): n, labelled, mean Dice and HD95, and B − A on the same patients against
+    `against`: for another method, the `reference` method of its own setting and seed when that setting trains it (the
+    same labelled patients), else `reference` (setting, method, seed 0); for the `reference` method, `reference`. Mean
+    difference, bootstrap 95 % CI, Wilcoxon p, and Holm-adjusted p over all lines."""
+    key = lambda r: (r['setting'], r['method'], str(r['seed']))
+    by = {}
+    for r in rows: by.setdefault(key(r), []).append(r)
+    base = (reference[0], reference[1], '0')
+    if base not in by: raise BratsError(f"the ablation has no rows of {reference[1]!r} in setting {reference[0]!r} (seed 0) to compare with")
     out = []
-    for k in dict.fromkeys(key(r) for r in rows if r['method'] != 'threshold'):
-        mine = [r for r in rows if key(r) == k]
-        c, h = paired_comparison(ref, mine, 'dice'), paired_comparison(ref, mine, 'hd95')
-        same = (k[0], k[1]) == reference and k[2] in (0, '0')
-        out.append(dict(setting=k[0], method=k[1], seed=k[2], labelled=mine[0].get('labelled'), n=c['n'], dice=c['mean_b'],
-                        hd95=h['mean_b'], dice_diff=math.nan if same else c['mean_diff'], ci_low=math.nan if same else c['ci_low'],
-                        ci_high=math.nan if same else c['ci_high'], p=math.nan if same else c['p_value']))
+    for k in (k for k in by if k[1] != 'threshold'):
+        own = (k[0], reference[1], k[2])
+        ref = own if k[1] != reference[1] and own in by else base
+        mine, same = by[k], k == base
+        c, h = paired_comparison(by[ref], mine, 'dice'), paired_comparison(by[ref], mine, 'hd95')
+        out.append(dict(setting=k[0], method=k[1], seed=mine[0]['seed'], labelled=mine[0].get('labelled'), n=c['n'], dice=c['mean_b'],
+                        hd95=h['mean_b'], against='' if same else f"{ref[0]}/{ref[2]}", dice_diff=math.nan if same else c['mean_diff'],
+                        ci_low=math.nan if same else c['ci_low'], ci_high=math.nan if same else c['ci_high'], p=math.nan if same else c['p_value']))
     for line, p in zip(out, _holm([line['p'] for line in out])): line['p_holm'] = p
     return out
 
 # %% ../nbs/15_ablation.ipynb #52c7c494
 def ablation_markdown(table: list[dict], reference=('base', 'unet')) -> str:
     "`ablation_table` as a markdown table."
-    lines = [f"Every line against {method_title(reference[1])} of setting `{reference[0]}` (seed 0), paired over the same test patients.", '',
-             '| setting | method | seed | labelled | n | Dice | HD95 (mm) | Dice diff [95 % CI] | p | p (Holm) |',
-             '|:--|:--|--:|--:|--:|--:|--:|:--|--:|--:|']
+    lines = [f"Each line against the {method_title(reference[1])} of `against` (setting/seed), paired over the same test patients: "
+             f"a semi-supervised method against the {method_title(reference[1])} of its own setting (the same labelled patients) "
+             f"where that setting trains one, else against `{reference[0]}`'s.", '',
+             '| setting | method | seed | labelled | n | Dice | HD95 (mm) | against | Dice diff [95 % CI] | p | p (Holm) |',
+             '|:--|:--|--:|--:|--:|--:|--:|:--|:--|--:|--:|']
     f = lambda v, fmt: '' if v is None or (isinstance(v, float) and math.isnan(v)) else format(v, fmt)
     for t in table:
         diff = '' if math.isnan(t['dice_diff']) else f"{t['dice_diff']:+.3f} [{t['ci_low']:+.3f}, {t['ci_high']:+.3f}]"
         lines.append(f"| {t['setting']} | {method_title(t['method'])} | {t['seed']} | {t['labelled']} | {t['n']} | {t['dice']:.3f} | "
-                     f"{t['hd95']:.1f} | {diff} | {f(t['p'], '.3f')} | {f(t['p_holm'], '.3f')} |")
+                     f"{t['hd95']:.1f} | {t['against']} | {diff} | {f(t['p'], '.3f')} | {f(t['p_holm'], '.3f')} |")
     return '\n'.join(lines)
+
+# %% ../nbs/15_ablation.ipynb #6f852d5a
+def labelled_settings(settings) -> list[str]:
+    "The names of the settings (seed 0) that change nothing in the budget but the number of labelled patients."
+    return [s['name'] for s in settings if set(_setting(s)[3]) <= {'labelled'} and _setting(s)[2] == (0,)]
 
 # %% ../nbs/15_ablation.ipynb #d021995d
 def plot_dice_vs_labelled(rows: list[dict], settings, n_boot: int = 2000, seed: int = 0) -> Figure:
@@ -115,13 +127,14 @@ def ablation(out, data=None, budget: str = 'cpu-3mm', settings=None, only=None, 
         folder = out/s['name']
         if not (folder/'per_case.csv').exists(): continue        # not run yet
         n_lab = _labelled_count(folder)
-        rows += [dict(r, setting=s['name'], labelled=n_lab) for r in read_rows(folder/'per_case.csv')]
+        mine = [dict(r, setting=s['name'], labelled=n_lab) for r in read_rows(folder/'per_case.csv')]
+        write_rows(mine, out/f"{s['name']}_per_case.csv")          # the small file to keep (commit) per setting
+        rows += mine
     if not rows: raise BratsError(f"{out}: no finished ablation setting yet")
     write_rows(rows, out/'ablation_per_case.csv')
     table = ablation_table(rows)
     write_rows(table, out/'ablation.csv')
     (out/'ablation.md').write_text(ablation_markdown(table) + '\n')
     (out/'figures').mkdir(exist_ok=True)
-    by_labels = [s['name'] for s in settings if set(_setting(s)[3]) <= {'labelled'} and _setting(s)[2] == (0,)]
-    save_figure(plot_dice_vs_labelled(rows, by_labels), out/'figures'/'ablation_dice_vs_labelled.png')
+    save_figure(plot_dice_vs_labelled(rows, labelled_settings(settings)), out/'figures'/'ablation_dice_vs_labelled.png')
     return table
