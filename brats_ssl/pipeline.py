@@ -114,7 +114,7 @@ def _run_fold(out: Path, data: Path, prep: Path, split: dict, scan: dict, b: dic
     threshold_predictions(data, thr_dir, z=z, cases=test_cases, progress=False)
     tag = {} if fold is None else dict(fold=fold)
     rows = [dict(method='threshold', seed='', **tag, **x) for x in evaluate_predictions(thr_dir, data, progress=False, ids=split['test'])]
-    runs = {}
+    runs, reused = {}, []
     for seed in seeds:
         for m in methods:
             run = out/'runs'/f"{m}_seed{seed}"
@@ -127,12 +127,13 @@ def _run_fold(out: Path, data: Path, prep: Path, split: dict, scan: dict, b: dic
                 raise BratsError(f"{run}: holds a run of another experiment (differs in: {what}); use another output folder")
             if not (st is not None and st['iteration'] >= cfg.iterations):
                 train(prep, run, split, cfg, resume=st is not None, progress=progress)
+            else: reused.append(str(run.relative_to(out if fold is None else out.parent)))
             runs[(m, seed)] = run
             pdir = out/'predictions'/f"{m}_seed{seed}"
             predict_dataset(run/'checkpoint_best.pt', test_cases, pdir, uncertainty=METHODS[m].uncertainty_maps, device=device, progress=False,
                             mirror=b['mirror'])
             rows += [dict(method=m, seed=seed, **tag, **x) for x in evaluate_predictions(pdir, data, progress=False, ids=split['test'])]
-    return rows, runs
+    return rows, runs, reused
 
 # %% ../nbs/12_pipeline.ipynb #1e477029
 def _same_experiment(out: Path, now: dict) -> None:
@@ -185,10 +186,10 @@ def reproduce(out='brats_ssl_reproduce', data=None, budget: str = 'quick', metho
     else:
         splits, dirs = [split_cases(labelled_ids, b['labelled'], b['val'], b['test'], unlabelled_ids, b['unlabelled'], seed=0)], [out]
     scan = threshold_scan(data, ids=sorted({c for s in splits for c in s['labelled'] + s['val']}), progress=False)
-    rows, runs = [], []
+    rows, runs, reused = [], [], []
     for k, (split, fdir) in enumerate(zip(splits, dirs)):
-        r, fr = _run_fold(fdir, data, out/'prep', split, scan, b, methods, seeds, device, progress, k if b['folds'] else None)
-        rows += r; runs.append(fr)
+        r, fr, ru = _run_fold(fdir, data, out/'prep', split, scan, b, methods, seeds, device, progress, k if b['folds'] else None)
+        rows += r; runs.append(fr); reused += ru
         if b['folds']:
             fs = {method_title(m): summarise([x for x in r if x['method'] == m and x['seed'] == seeds[0]]) for m in methods}
             fs['Threshold (no learning)'] = summarise([x for x in r if x['method'] == 'threshold'])
@@ -215,5 +216,5 @@ def reproduce(out='brats_ssl_reproduce', data=None, budget: str = 'quick', metho
     save_figure(plot_slices(flair, masks, ref=seg > 0, case_title=case.id), figs/'fig2_slices.png')
     save_figure(plot_surfaces(masks, ref=seg > 0, case_title=case.id), figs/'fig2_surfaces.png')
     write_json(dict(budget=budget, settings=b, seeds=list(seeds), methods=list(methods), seconds=round(time.time() - t0, 1),
-                    summaries=summaries, environment=environment()), out/'reproduce.json')
+                    reused=reused, summaries=summaries, environment=environment()), out/'reproduce.json')   # seconds: this call's; `reused`: runs it did not train
     return summaries
