@@ -104,15 +104,23 @@ def main(argv=None) -> int:
     res = dict(machine=dict(platform=platform.platform(), processor=platform.processor() or platform.machine(),
                             cpus=os.cpu_count(), torch=torch.__version__, torch_threads=torch.get_num_threads(),
                             device=torch.cuda.get_device_name(dev) if dev.type == 'cuda' else 'cpu'))
-    pre_t, ours_t, medpy_t = [], [], []
+    pre_t, ours_t, medpy_t, cache_mb, source_mb, load_t = [], [], [], [], [], []
+    import tempfile
+    tmp = Path(tempfile.mkdtemp())
     for c in cases:
         t = time.perf_counter(); flair, seg = read_case(c); p = preprocess_case(flair, seg); pre_t.append(time.perf_counter() - t)
+        files = [tmp/f"{c.id}_image.npy", tmp/f"{c.id}_label.npy"]          # what the cache of preprocess_dataset holds
+        np.save(files[0], sitk.GetArrayFromImage(p.image)); np.save(files[1], sitk.GetArrayFromImage(p.label))
+        cache_mb.append(sum(f.stat().st_size for f in files) / 2**20); source_mb.append((c.flair.stat().st_size + c.seg.stat().st_size) / 2**20)
+        t = time.perf_counter(); [np.load(f) for f in files]; load_t.append(time.perf_counter() - t)
         ref = sitk.GetArrayFromImage(seg) > 0
         pred, sp = make_prediction(ref), seg.GetSpacing()[::-1]
         t = time.perf_counter(); ours = segmentation_metrics(pred, ref, sp); ours_t.append(time.perf_counter() - t)
         t = time.perf_counter(); theirs = medpy_metrics(pred, ref, sp); medpy_t.append(time.perf_counter() - t)
         assert all(abs(ours[k] - theirs[k]) <= 1e-9 for k in ours), (c.id, ours, theirs)
-    res['preprocess'] = dict(cases=len(cases), seconds_per_case=float(np.mean(pre_t)), note='read + preprocess, one process')
+    res['preprocess'] = dict(cases=len(cases), seconds_per_case=float(np.mean(pre_t)), note='read + preprocess, one process',
+                             cache_mb_per_case=float(np.mean(cache_mb)), source_mb_per_case=float(np.mean(source_mb)),
+                             cache_load_seconds=float(np.mean(load_t)))
     res['metrics'] = dict(cases=len(cases), ours_seconds=float(np.mean(ours_t)), medpy_seconds=float(np.mean(medpy_t)),
                           ratio=float(np.sum(medpy_t) / np.sum(ours_t)))
     from brats_ssl.methods import METHODS
@@ -131,7 +139,10 @@ def main(argv=None) -> int:
     m = res['machine']
     print(f"brats_ssl benchmark on {m['platform']}, {m['cpus']} CPUs, torch {m['torch']} ({m['torch_threads']} threads), device {m['device']}")
     print("| what | figure |\n|:---|---:|")
-    print(f"| preprocess one real case (read + pipeline, {len(cases)} cases) | {res['preprocess']['seconds_per_case']:.2f} s |")
+    pp = res['preprocess']
+    print(f"| preprocess one real case (read + pipeline, {len(cases)} cases) | {pp['seconds_per_case']:.2f} s |")
+    print(f"| its cache on disk (uncompressed .npy image + label) / the source .nii.gz files; cache load | "
+          f"{pp['cache_mb_per_case']:.1f} MB / {pp['source_mb_per_case']:.1f} MB; {pp['cache_load_seconds'] * 1000:.0f} ms |")
     print(f"| metrics per case: brats_ssl / medpy on 240x240x155 | {res['metrics']['ours_seconds']:.3f} s / {res['metrics']['medpy_seconds']:.2f} s ({res['metrics']['ratio']:.1f}x) |")
     for r in res['train']:
         heap = ', heap_cache' if r['heap_cache'] else ''
