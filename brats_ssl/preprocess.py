@@ -69,11 +69,14 @@ def resample(img: sitk.Image, spacing: float, interpolator=sitk.sitkLinear) -> s
 
 # %% ../nbs/02_preprocess.ipynb #477392d1
 def zscore(x: np.ndarray, brain: np.ndarray, what: str = 'FLAIR') -> tuple[np.ndarray, float, float]:
-    "(z, mean, std): `x` minus the mean of its `brain` voxels, over their standard deviation; 0 outside the brain; `x`'s dtype."
+    "(z, mean, std): `x` minus the mean of its `brain` voxels, over their standard deviation; 0 outside the brain; `x`'s float dtype."
     v = x[brain]
     mean, std = float(v.mean()), float(v.std())
     if std == 0: raise BratsError(f"{what}: brain intensities are constant: cannot z-score")
-    return np.where(brain, (x - mean) / std, 0).astype(x.dtype), mean, std
+    z = x - mean                                   # one new array, then in place: the numbers of (x - mean) / std
+    z /= std
+    z[~brain] = 0
+    return z, mean, std
 
 # %% ../nbs/02_preprocess.ipynb #31b86946
 def _crop_offset(g: Geometry, s: Geometry) -> tuple[int, ...] | None:
@@ -135,21 +138,22 @@ def preprocess_case(flair, seg=None, spacing: float | None = None, margin: int =
     start, size = bounding_box(box, margin)
     img = sitk.Cast(sitk.RegionOfInterest(flair, size, start), sitk.sitkFloat32)
     sl = tuple(slice(s, s + n) for s, n in zip(start[::-1], size[::-1]))
-    bmask = Geometry.of(img).image(brain[sl].astype(np.float32))
-    lab = None if seg is None else sitk.Cast(sitk.RegionOfInterest(seg, size, start) > 0, sitk.sitkFloat32)
-    if spacing is not None:
-        img, bmask = resample(img, spacing), resample(bmask, spacing)
-        if lab is not None: lab = resample(lab, spacing)
+    if spacing is None:                            # the crop's grid: brain and label masks are array slices
+        b = brain[sl]
+        y = None if seg is None else sitk.GetArrayViewFromImage(seg)[sl] > 0
+    else:                                          # resampled linearly with the image, then cut at 0.5
+        crop = Geometry.of(img)
+        img = resample(img, spacing)
+        b = sitk.GetArrayViewFromImage(resample(crop.image(brain[sl].astype(np.float32)), spacing)) > 0.5
+        y = None if seg is None else sitk.GetArrayViewFromImage(resample(crop.image((sitk.GetArrayViewFromImage(seg)[sl] > 0).astype(np.float32)), spacing)) > 0.5
     x = sitk.GetArrayFromImage(img)
-    b = sitk.GetArrayViewFromImage(bmask) > 0.5
     if not b.any(): raise BratsError(f"{fname}: no brain voxel left after resampling to {spacing} mm (the volume is too small)")
     lo, hi = np.percentile(x[b], percentiles)
     x = np.clip(x, lo, hi)
     x, mean, std = zscore(x, b, f"{fname} (after clipping)")      # float64 (the clip's percentiles are), stored as float32
     x = x.astype(np.float32)
     out = Geometry.of(img).image(x)
-    if lab is not None:
-        lab = Geometry.of(img).image((sitk.GetArrayViewFromImage(lab) > 0.5).astype(np.uint8))
+    lab = None if y is None else Geometry.of(img).image(y.astype(np.uint8))
     info = dict(bbox_start=start, bbox_size=size, spacing=spacing, margin=margin, percentiles=list(percentiles),
                 clip_raw=[float(lo), float(hi)], clip=[float((lo - mean) / std), float((hi - mean) / std)],
                 mean=mean, std=std, brain_voxels=int(b.sum()))
