@@ -26,7 +26,10 @@ def _old_module(rev: str) -> types.ModuleType:
     check = io_src[io_src.index('def check_label_values'):].split('\n# %%')[0]
     mod = types.ModuleType(f'old_preprocess_{rev}')
     mod.__file__ = str(Path(tempfile.gettempdir())/'old_preprocess.py')
+    sys.modules[mod.__name__] = mod            # dataclasses look their module up there
     exec(compile(src, mod.__file__, 'exec'), mod.__dict__)
+    from brats_ssl.io import BRATS_LABELS
+    mod.BRATS_LABELS = BRATS_LABELS
     exec(check, mod.__dict__)                  # the old label check, in the old module's namespace
     return mod
 
