@@ -144,8 +144,8 @@ def preprocess_case(flair, seg=None, spacing: float | None = None, margin: int =
     else:                                          # resampled linearly with the image, then cut at 0.5
         crop = Geometry.of(img)
         img = resample(img, spacing)
-        b = sitk.GetArrayViewFromImage(resample(crop.image(brain[sl].astype(np.float32)), spacing)) > 0.5
-        y = None if seg is None else sitk.GetArrayViewFromImage(resample(crop.image((sitk.GetArrayViewFromImage(seg)[sl] > 0).astype(np.float32)), spacing)) > 0.5
+        b = sitk.GetArrayFromImage(resample(crop.image(brain[sl].astype(np.float32)), spacing)) > 0.5   # a copy: the image is a temporary
+        y = None if seg is None else sitk.GetArrayFromImage(resample(crop.image((sitk.GetArrayViewFromImage(seg)[sl] > 0).astype(np.float32)), spacing)) > 0.5
     x = sitk.GetArrayFromImage(img)
     if not b.any(): raise BratsError(f"{fname}: no brain voxel left after resampling to {spacing} mm (the volume is too small)")
     lo, hi = np.percentile(x[b], percentiles)
