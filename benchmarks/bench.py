@@ -79,6 +79,15 @@ def _predict(args) -> dict:
                 patch=list(cfg.patch), window=list(window[::-1]), overlap=overlap, seconds=secs, peak_mb=peak)
 
 
+def largest_case(cases):
+    "The case with the largest brain box (the slowest to predict) among `cases`."
+    import numpy as np, SimpleITK as sitk
+    from brats_ssl.io import read_image
+    from brats_ssl.preprocess import bounding_box, brain_mask
+    boxes = [np.prod(bounding_box(brain_mask(sitk.GetArrayFromImage(read_image(c.flair, 'FLAIR'))))[1]) for c in cases]
+    return cases[int(np.argmax(boxes))]
+
+
 def _in_fresh_process(fn, args):
     with mp.get_context('spawn').Pool(1) as pool: return pool.apply(fn, (args,))
 
@@ -129,11 +138,7 @@ def main(argv=None) -> int:
         st = {r['method']: r['seconds'] for r in res['train'] if r['patch'] == s}
         res.setdefault('uamt_over_mt', {})[str(s)] = st['uamt'] / st['mt']
     # prediction of the first case and of the case with the largest brain box in the data set (the slowest)
-    from brats_ssl.io import read_image
-    from brats_ssl.preprocess import bounding_box, brain_mask
-    every = find_cases(a.data)
-    boxes = [np.prod(bounding_box(brain_mask(sitk.GetArrayFromImage(read_image(c.flair, 'FLAIR'))))[1]) for c in every]
-    largest = every[int(np.argmax(boxes))]
+    largest = largest_case(find_cases(a.data))
     res['predict'] = [_in_fresh_process(_predict, (str(c.flair), a.device, a.overlap))
                       for c in ([cases[0]] if largest.id == cases[0].id else [cases[0], largest])]
     m = res['machine']

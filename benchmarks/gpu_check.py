@@ -18,19 +18,15 @@ import argparse, sys, tempfile, time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench import _in_fresh_process, _predict, _train_step  # noqa: E402
+from bench import _in_fresh_process, _predict, _train_step, largest_case  # noqa: E402
 from bench_metrics import default_data  # noqa: E402
 
 
 def _largest_case(data: Path):
     "The FLAIR of the case with the largest brain box in `data`, or None when `data` holds no case."
-    import numpy as np, SimpleITK as sitk
-    from brats_ssl.io import BratsError, find_cases, read_image
-    from brats_ssl.preprocess import bounding_box, brain_mask
-    try: cases = find_cases(data)
+    from brats_ssl.io import BratsError, find_cases
+    try: return largest_case(find_cases(data)).flair
     except BratsError: return None
-    boxes = [np.prod(bounding_box(brain_mask(sitk.GetArrayFromImage(read_image(c.flair, 'FLAIR'))))[1]) for c in cases]
-    return cases[int(np.argmax(boxes))].flair
 
 
 def _short_run(tmp: Path, device: str, settings: dict, phantoms: dict, iterations: int) -> dict:

@@ -134,18 +134,19 @@ def preprocess_case(flair, seg=None, spacing: float | None = None, margin: int =
         check_label_values(sitk.GetArrayViewFromImage(seg), sname)
     brain = brain_mask(arr)
     if brain.sum() < 8: raise BratsError(f"{fname}: no brain found (fewer than 8 voxels differ from the background)")
-    box = brain if seg is None else brain | (sitk.GetArrayViewFromImage(seg) > 0)
+    tumour = None if seg is None else sitk.GetArrayViewFromImage(seg) > 0
+    box = brain if seg is None else brain | tumour
     start, size = bounding_box(box, margin)
     img = sitk.Cast(sitk.RegionOfInterest(flair, size, start), sitk.sitkFloat32)
     sl = tuple(slice(s, s + n) for s, n in zip(start[::-1], size[::-1]))
     if spacing is None:                            # the crop's grid: brain and label masks are array slices
         b = brain[sl]
-        y = None if seg is None else sitk.GetArrayViewFromImage(seg)[sl] > 0
+        y = None if seg is None else tumour[sl]
     else:                                          # resampled linearly with the image, then cut at 0.5
         crop = Geometry.of(img)
         img = resample(img, spacing)
         b = sitk.GetArrayFromImage(resample(crop.image(brain[sl].astype(np.float32)), spacing)) > 0.5   # a copy: the image is a temporary
-        y = None if seg is None else sitk.GetArrayFromImage(resample(crop.image((sitk.GetArrayViewFromImage(seg)[sl] > 0).astype(np.float32)), spacing)) > 0.5
+        y = None if seg is None else sitk.GetArrayFromImage(resample(crop.image(tumour[sl].astype(np.float32)), spacing)) > 0.5
     x = sitk.GetArrayFromImage(img)
     if not b.any(): raise BratsError(f"{fname}: no brain voxel left after resampling to {spacing} mm (the volume is too small)")
     lo, hi = np.percentile(x[b], percentiles)
