@@ -12,10 +12,13 @@ import torch.nn.functional as F
 from scipy import ndimage as ndi
 from .preprocess import Preprocessed
 from .losses import entropy_uncertainty
+from .models import UNet3D
+from .scale import heap_release
 
 # %% auto #0
-__all__ = ['MAX_WINDOW_VOXELS', 'MIRRORS', 'POSTPROCESS', 'window_starts', 'inference_window', 'fuse_batchnorm', 'sliding_window',
-           'largest_component', 'postprocess', 'entropy_map', 'predict_case']
+__all__ = ['MAX_WINDOW_VOXELS', 'SLAB', 'SLAB_MIN_VOXELS', 'MIRRORS', 'POSTPROCESS', 'window_starts', 'inference_window',
+           'fuse_batchnorm', 'slab_forward', 'sliding_window', 'largest_component', 'postprocess', 'entropy_map',
+           'predict_case']
 
 # %% ../nbs/07_infer.ipynb #546510e0
 def window_starts(size: int, patch: int, overlap: float) -> list[int]:
@@ -27,7 +30,7 @@ def window_starts(size: int, patch: int, overlap: float) -> list[int]:
     return sorted({int(round(i * (size - patch) / (n - 1))) for i in range(n)})
 
 # %% ../nbs/07_infer.ipynb #5898ad63
-MAX_WINDOW_VOXELS = 5_000_000   # whole-volume inference up to ~171^3 voxels: < 2 GB peak on the CPU for UNet3D(16..256)
+MAX_WINDOW_VOXELS = 5_000_000   # whole-volume inference up to ~171^3 voxels (in slabs: see slab_forward)
 
 def inference_window(shape, patch, multiple: int = 1, max_voxels: int = MAX_WINDOW_VOXELS) -> tuple:
     "The window for a volume of `shape`: the whole volume rounded up to `multiple` when at most `max_voxels` voxels, else `patch`."
@@ -46,18 +49,71 @@ def fuse_batchnorm(model: torch.nn.Module) -> torch.nn.Module:
                 seq[i], seq[i + 1] = fuse_conv_bn_eval(seq[i], seq[i + 1]), torch.nn.Identity()
     return net
 
+# %% ../nbs/07_infer.ipynb #a6021794
+SLAB, SLAB_MIN_VOXELS = 32, 128**3   # sliding_window runs windows of more than 128^3 voxels in slabs of 32 planes
+
+def _halo(block) -> int:
+    "Planes of context a conv block needs on each side: the padding of its convolutions (2 in UNet3D's blocks)."
+    return sum(m.padding[0] for m in block.modules() if isinstance(m, torch.nn.Conv3d))
+
+def slab_forward(net: UNet3D, x: torch.Tensor, slab: int = SLAB) -> torch.Tensor:
+    """`net(x)` for an eval-mode `UNet3D` without instance norm, computed level by level in slabs of `slab` planes along
+    D wherever a level is deeper than `slab` (see above): the same logits up to float rounding, a fraction of the memory."""
+    if net.training or net.norm == 'instance':
+        raise ValueError("slab_forward needs an eval-mode UNet3D whose layers see only a neighbourhood "
+                         f"(training={net.training}, norm={net.norm!r}: instance norm's statistics span the whole volume)")
+    if slab < 2 or slab % 2: raise ValueError(f"slab must be an even number of planes >= 2, got {slab}")
+    net.check_input(x)
+    L = len(net.encoders)
+
+    def level(k: int, xk: torch.Tensor, head) -> torch.Tensor:
+        "Level k's decoder output, passed through `head`, from the level's input `xk`."
+        enc = net.encoders[k]
+        if k == L - 1: return head(net.dropout(enc(xk)))
+        D, h = xk.shape[2], _halo(enc)
+        step = min(slab, D)
+        starts = range(0, D, step)
+        skips = []
+        for z in starts:                                 # 1. the encoder block, slab by slab
+            a, b = max(z - h, 0), min(z + step + h, D)
+            skips.append(enc(xk[:, :, a:b])[:, :, z - a:z - a + step].clone())
+        below = level(k + 1, torch.cat([net.pool(s) for s in skips], 2), lambda t: t)    # 2. the level below
+        up, dec = net.ups[L - 2 - k], net.decoders[L - 2 - k]
+        h, c, out = _halo(dec), skips[0].shape[1], []
+        for i, z in enumerate(starts):                   # 3. the decoder block, slab by slab
+            a, b = max(z - h, 0), min(z + step + h, D)
+            u = up(below[:, :, a // 2:b // 2])
+            y = torch.empty((u.shape[0], c + u.shape[1], *u.shape[2:]), dtype=u.dtype, device=u.device,
+                            memory_format=torch.channels_last_3d)
+            torch.cat(([skips[i - 1][:, :, a - z + step:]] if a < z else []) + [skips[i]]
+                      + ([skips[i + 1][:, :, :b - z - step]] if b > z + step else []), 2, out=y[:, :c])
+            y[:, c:] = u
+            del u
+            out.append(head(dec(y)[:, :, z - a:z - a + step]).clone())
+            del y
+            if i: skips[i - 1] = None                    # its last use
+        return torch.cat(out, 2)
+
+    return level(0, x, net.head)
+
 # %% ../nbs/07_infer.ipynb #78067c9d
 MIRRORS = [f for k in range(4) for f in itertools.combinations((2, 3, 4), k)]   # (), (2,), ... (2, 3, 4): the flips of a batch
 
 @torch.no_grad()
 def sliding_window(model: torch.nn.Module, x, patch, overlap: float = 0.5, batch: int = 2,
-                   device=None, amp: bool = False, max_voxels: int = MAX_WINDOW_VOXELS, mirror: bool = False) -> torch.Tensor:
+                   device=None, amp: bool = False, max_voxels: int = MAX_WINDOW_VOXELS, mirror: bool = False,
+                   slab: int | None = None) -> torch.Tensor:
     """Softmax probabilities (C, D, H, W) of `model` over the volume `x` (D, H, W): one whole-volume window when it
     holds at most `max_voxels` voxels (see `inference_window`), else windows of `patch` averaged where they overlap.
-    `mirror`: each window's softmax is the mean over the 8 flips of the three axes (`MIRRORS`), 8 times the work."""
+    `mirror`: each window's softmax is the mean over the 8 flips of the three axes (`MIRRORS`), 8 times the work.
+    `slab`: a UNet3D without instance norm runs each window through `slab_forward` in slabs of `slab` planes; None:
+    slabs of `SLAB` for windows of more than `SLAB_MIN_VOXELS` voxels, whole below; 0: always whole."""
     net = fuse_batchnorm(model)
     device = torch.device(device) if device else next(net.parameters()).device
     patch = inference_window(np.shape(x), patch, getattr(model, 'size_multiple', 1), max_voxels)
+    if slab is None: slab = SLAB if math.prod(patch) > SLAB_MIN_VOXELS else 0
+    fwd = net
+    if slab and isinstance(net, UNet3D) and net.norm != 'instance': fwd = lambda t: slab_forward(net, t, slab)
     x = torch.tensor(np.asarray(x, np.float32))   # a copy: the input may be a read-only memory map
     shape = x.shape
     pad = [max(p - s, 0) for s, p in zip(shape, patch)]
@@ -71,7 +127,7 @@ def sliding_window(model: torch.nn.Module, x, patch, overlap: float = 0.5, batch
         xb = xb.to(device, memory_format=torch.channels_last_3d)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp and device.type == 'cuda'):
             flips = MIRRORS if mirror else MIRRORS[:1]
-            pb = (sum(F.softmax(net(xb.flip(f)).float(), 1).flip(f) for f in flips) / len(flips)).cpu()
+            pb = (sum(F.softmax(fwd(xb.flip(f)).float(), 1).flip(f) for f in flips) / len(flips)).cpu()
         del xb
         if acc is None: acc = torch.zeros((pb.shape[1], *x.shape))
         for (a, b, c), p in zip(group, pb):
@@ -106,8 +162,9 @@ def predict_case(model, pre: Preprocessed, patch, overlap: float = 0.5, batch: i
                  amp: bool = False, uncertainty: bool = False, post: str = 'none', mirror: bool = False) -> tuple[sitk.Image, sitk.Image | None]:
     """The uint8 whole-tumour mask of a preprocessed case on its original grid (tumour probability restored linearly,
     > 0.5, then `postprocess(mask, post)`), and optionally the float32 uncertainty map. `mirror`: see `sliding_window`."""
-    probs = sliding_window(model, sitk.GetArrayViewFromImage(pre.image), patch, overlap, batch, device, amp, mirror=mirror)
-    fg = pre.restore(probs[1:].sum(0).numpy().astype(np.float32), sitk.sitkLinear)
-    mask = pre.source.image(postprocess(sitk.GetArrayViewFromImage(fg) > 0.5, post).astype(np.uint8))
-    unc = pre.restore(entropy_map(probs), sitk.sitkLinear) if uncertainty else None
+    with heap_release():            # the memory freed goes back to the system at once (08a_scale)
+        probs = sliding_window(model, sitk.GetArrayViewFromImage(pre.image), patch, overlap, batch, device, amp, mirror=mirror)
+        fg = pre.restore(probs[1:].sum(0).numpy().astype(np.float32), sitk.sitkLinear)
+        mask = pre.source.image(postprocess(sitk.GetArrayViewFromImage(fg) > 0.5, post).astype(np.uint8))
+        unc = pre.restore(entropy_map(probs), sitk.sitkLinear) if uncertainty else None
     return mask, unc

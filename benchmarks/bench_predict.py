@@ -1,0 +1,84 @@
+"""Whole-case prediction in slabs with `heap_release` (the default) against one whole-volume pass, in fresh processes.
+
+    python benchmarks/bench_predict.py [--data DIR] [--reps 3] [--checkpoint PT] [--device cpu]
+
+For the first case and the case with the largest brain box: read + preprocess + predict + restore (`predict_case`)
+with UNet3D(16..256) at 1 mm, the paper's network (random weights with non-trivial batch-norm statistics, the same in
+every process; or `--checkpoint`). Each run is a fresh process, so that its peak resident memory (VmHWM, or the CUDA
+peak) is its own; the two ways alternate. 'whole' is the pass before issue 15 (no slabs, glibc's default heap).
+Prints every run (seconds, peak MB, the memory already held before prediction), then per case the median time ratio
+slabs / whole with its range, and what changed: the mask voxels that differ and the largest difference of the tumour
+probability on the preprocessed grid.
+"""
+from __future__ import annotations
+import argparse, statistics, sys, time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench import _in_fresh_process, largest_case  # noqa: E402
+from bench_metrics import default_data  # noqa: E402
+
+
+def _vm(key: str) -> float:
+    return int(next(l for l in open('/proc/self/status') if l.startswith(key)).split()[1]) / 1024
+
+
+def _run(args) -> dict:
+    flair_path, way, checkpoint, device = args
+    import contextlib, torch, SimpleITK as sitk
+    import brats_ssl.infer as infer
+    from brats_ssl.io import read_image
+    from brats_ssl.preprocess import preprocess_case
+    from brats_ssl.train import TrainConfig, network, load_checkpoint, model_from_checkpoint
+    from brats_ssl.scale import resolve_device
+    dev = resolve_device(device)
+    if way == 'whole':                              # the pass before: no slabs, glibc's default heap
+        infer.SLAB_MIN_VOXELS, infer.heap_release = float('inf'), lambda: contextlib.nullcontext()
+    if checkpoint:
+        state = load_checkpoint(checkpoint)
+        model, cfg = model_from_checkpoint(state, dev), TrainConfig.from_dict(state['config'])
+    else:
+        torch.manual_seed(0)
+        cfg = TrainConfig(device=device); model = network(cfg, dev).eval()
+        for m in model.modules():
+            if isinstance(m, torch.nn.BatchNorm3d): m.running_mean.uniform_(-0.5, 0.5); m.running_var.uniform_(0.5, 2)
+    flair = read_image(flair_path, 'FLAIR')
+    held = _vm('VmRSS')
+    if dev.type == 'cuda': torch.cuda.reset_peak_memory_stats()
+    t = time.perf_counter()
+    pre = preprocess_case(flair)
+    mask, _ = infer.predict_case(model, pre, cfg.patch, 0.5, device=dev, amp=dev.type == 'cuda')
+    secs = time.perf_counter() - t
+    peak = torch.cuda.max_memory_allocated() / 2**20 if dev.type == 'cuda' else _vm('VmHWM')
+    probs = infer.sliding_window(model, sitk.GetArrayFromImage(pre.image), cfg.patch, 0.5, device=dev, amp=dev.type == 'cuda')
+    return dict(way=way, seconds=secs, peak_mb=peak, held_mb=held, window='x'.join(map(str, sitk.GetArrayViewFromImage(pre.image).shape)),
+                mask=sitk.GetArrayFromImage(mask), fg=probs[1:].sum(0).numpy())
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument('--data', type=Path, default=default_data()); ap.add_argument('--reps', type=int, default=3)
+    ap.add_argument('--checkpoint', default=None); ap.add_argument('--device', default='cpu')
+    a = ap.parse_args(argv)
+    import numpy as np
+    from brats_ssl.io import find_cases
+    cases = find_cases(a.data)
+    for c in dict.fromkeys([cases[0], largest_case(cases)]):
+        runs = {'whole': [], 'slabs': []}
+        for _ in range(a.reps):
+            for way in runs:
+                r = _in_fresh_process(_run, (str(c.flair), way, a.checkpoint, a.device))
+                runs[way].append(r)
+                print(f"{c.id} (crop {r['window']}) {way:5s}: {r['seconds']:.2f} s, peak {r['peak_mb']:.0f} MB "
+                      f"(held before: {r['held_mb']:.0f} MB)", flush=True)
+        w, s = runs['whole'], runs['slabs']
+        ratios = [y['seconds'] / x['seconds'] for x, y in zip(w, s)]
+        print(f"{c.id}: slabs / whole time median {statistics.median(ratios):.2f}x (range {min(ratios):.2f}-{max(ratios):.2f}x); "
+              f"peak {statistics.median(x['peak_mb'] for x in w):.0f} -> {statistics.median(y['peak_mb'] for y in s):.0f} MB; "
+              f"masks differ in {int((w[0]['mask'] != s[0]['mask']).sum())} voxels; "
+              f"largest tumour-probability difference {float(np.abs(w[0]['fg'] - s[0]['fg']).max()):.1e}")
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
