@@ -1,17 +1,24 @@
 """Whole-case prediction in slabs with `heap_release` (the default) against one whole-volume pass, in fresh processes.
 
-    python benchmarks/bench_predict.py [--data DIR] [--reps 3] [--checkpoint PT] [--device cpu]
+    python benchmarks/bench_predict.py [--data DIR] [--reps 3] [--checkpoint PT] [--device cpu] [--all] [--full-volume]
 
 For the first case and the case with the largest brain box: read + preprocess + predict + restore (`predict_case`)
 with UNet3D(16..256) at 1 mm, the paper's network (random weights with non-trivial batch-norm statistics, the same in
 every process; or `--checkpoint`). Each run is a fresh process, so that its peak resident memory (VmHWM, or the CUDA
-peak) is its own; the two ways alternate. 'whole' is the pass before issue 15 (no slabs, glibc's default heap).
+peak) is its own; the two ways alternate. 'whole' is the pass before issue 15 (no slabs, glibc's default heap, tiles
+of the training patch beyond `MAX_WINDOW_VOXELS`).
 Prints every run (seconds, peak MB, the memory already held before prediction), then per case the median time ratio
 slabs / whole with its range, and what changed: the mask voxels that differ and the largest difference of the tumour
 probability on the preprocessed grid.
+
+`--all`: only the default way (slabs), once on every case: time, peak and window per case, then the largest peak.
+`--full-volume`: the same comparison on the largest case with its zero background replaced by noise (uniform in
+[1, 10), seed 0), so that the brain box is the whole 240x240x155 grid, as in a scan that was never skull-stripped:
+the window exceeds `MAX_WINDOW_VOXELS`, and overlapping tiles cover the volume (of the patch before; now the fewest
+windows of at most `MAX_WINDOW_VOXELS`, in slabs). The masks then differ by more than rounding, so their Dice is printed.
 """
 from __future__ import annotations
-import argparse, statistics, sys, time
+import argparse, math, statistics, sys, time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -33,8 +40,11 @@ def _run(args) -> dict:
     from brats_ssl.train import TrainConfig, network, load_checkpoint, model_from_checkpoint
     from brats_ssl.scale import resolve_device
     dev = resolve_device(device)
-    if way == 'whole':                              # the pass before: no slabs, glibc's default heap
+    if way == 'whole':        # the pass before: no slabs, glibc's default heap, tiles of the patch beyond MAX_WINDOW_VOXELS
         infer.SLAB_MIN_VOXELS, infer.heap_release = float('inf'), lambda: contextlib.nullcontext()
+        window = infer.inference_window
+        infer.inference_window = lambda shape, patch, multiple, max_voxels, overlap: (
+            window(shape, patch, multiple, max_voxels) if math.prod(window(shape, patch, multiple, float('inf'))) <= max_voxels else tuple(patch))
     if checkpoint:
         state = load_checkpoint(checkpoint)
         model, cfg = model_from_checkpoint(state, dev), TrainConfig.from_dict(state['config'])
@@ -56,27 +66,60 @@ def _run(args) -> dict:
     return dict(way=way, seconds=secs, peak_mb=peak, held_mb=held, window='x'.join(map(str, x.shape)), mask=sitk.GetArrayFromImage(mask), fg=fg)
 
 
+def _default_way(c, a, label: str) -> dict:
+    r = _in_fresh_process(_run, (str(c), 'slabs', a.checkpoint, a.device, False))
+    print(f"{label} (crop {r['window']}): {r['seconds']:.2f} s, peak {r['peak_mb']:.0f} MB "
+          f"(held before: {r['held_mb']:.0f} MB)", flush=True)
+    return r
+
+
+def _full_volume(flair, out: Path) -> Path:
+    "`flair` with its background replaced by noise in [1, 10) (seed 0), written to `out`: a brain box of the whole grid."
+    import numpy as np, SimpleITK as sitk
+    from brats_ssl.preprocess import brain_mask
+    img = sitk.ReadImage(str(flair)); arr = sitk.GetArrayFromImage(img).astype(np.float32)
+    bg = ~brain_mask(arr)
+    arr[bg] = np.random.default_rng(0).uniform(1, 10, int(bg.sum()))
+    noisy = sitk.GetImageFromArray(arr); noisy.CopyInformation(img)
+    sitk.WriteImage(noisy, str(out)); return out
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument('--data', type=Path, default=default_data()); ap.add_argument('--reps', type=int, default=3)
     ap.add_argument('--checkpoint', default=None); ap.add_argument('--device', default='cpu')
+    ap.add_argument('--all', action='store_true', help='only slabs, once on every case')
+    ap.add_argument('--full-volume', action='store_true', help='the comparison on the largest case with its background replaced by noise: a whole-grid brain box')
     a = ap.parse_args(argv)
-    import numpy as np
+    import numpy as np, tempfile
     from brats_ssl.io import find_cases
     cases = find_cases(a.data)
-    for c in dict.fromkeys([cases[0], largest_case(cases)]):
+    if a.all:
+        runs = [_default_way(c.flair, a, c.id) for c in cases]
+        top = max(range(len(runs)), key=lambda i: runs[i]['peak_mb'])
+        print(f"{len(runs)} cases: peak median {statistics.median(r['peak_mb'] for r in runs):.0f} MB, largest "
+              f"{runs[top]['peak_mb']:.0f} MB ({cases[top].id}); time median {statistics.median(r['seconds'] for r in runs):.2f} s, "
+              f"range {min(r['seconds'] for r in runs):.2f}-{max(r['seconds'] for r in runs):.2f} s")
+        return 0
+    tmp = tempfile.TemporaryDirectory()
+    todo = [(c.id, c.flair) for c in dict.fromkeys([cases[0], largest_case(cases)])]
+    if a.full_volume:
+        c = largest_case(cases)
+        todo = [(f'{c.id} with a noisy background', _full_volume(c.flair, Path(tmp.name) / f'{c.id}_fullbox_flair.nii.gz'))]
+    for cid, flair in todo:
         runs = {'whole': [], 'slabs': []}
         for rep in range(a.reps):
             for way in runs:              # the probabilities, for what changed, from the first pair only
-                r = _in_fresh_process(_run, (str(c.flair), way, a.checkpoint, a.device, rep == 0))
+                r = _in_fresh_process(_run, (str(flair), way, a.checkpoint, a.device, rep == 0))
                 runs[way].append(r)
-                print(f"{c.id} (crop {r['window']}) {way:5s}: {r['seconds']:.2f} s, peak {r['peak_mb']:.0f} MB "
+                print(f"{cid} (crop {r['window']}) {way:5s}: {r['seconds']:.2f} s, peak {r['peak_mb']:.0f} MB "
                       f"(held before: {r['held_mb']:.0f} MB)", flush=True)
         w, s = runs['whole'], runs['slabs']
         ratios = [y['seconds'] / x['seconds'] for x, y in zip(w, s)]
-        print(f"{c.id}: slabs / whole time median {statistics.median(ratios):.2f}x (range {min(ratios):.2f}-{max(ratios):.2f}x); "
+        m0, m1 = w[0]['mask'] > 0, s[0]['mask'] > 0
+        print(f"{cid}: slabs / whole time median {statistics.median(ratios):.2f}x (range {min(ratios):.2f}-{max(ratios):.2f}x); "
               f"peak {statistics.median(x['peak_mb'] for x in w):.0f} -> {statistics.median(y['peak_mb'] for y in s):.0f} MB; "
-              f"masks differ in {int((w[0]['mask'] != s[0]['mask']).sum())} voxels; "
+              f"masks differ in {int((m0 != m1).sum())} voxels (Dice {2 * (m0 & m1).sum() / max(m0.sum() + m1.sum(), 1):.4f}); "
               f"largest tumour-probability difference {float(np.abs(w[0]['fg'] - s[0]['fg']).max()):.1e}")
     return 0
 

@@ -32,10 +32,18 @@ def window_starts(size: int, patch: int, overlap: float) -> list[int]:
 # %% ../nbs/07_infer.ipynb #5898ad63
 MAX_WINDOW_VOXELS = 5_000_000   # whole-volume inference up to ~171^3 voxels (in slabs: see slab_forward)
 
-def inference_window(shape, patch, multiple: int = 1, max_voxels: int = MAX_WINDOW_VOXELS) -> tuple:
-    "The window for a volume of `shape`: the whole volume rounded up to `multiple` when at most `max_voxels` voxels, else `patch`."
-    whole = tuple(-(-int(s) // multiple) * multiple for s in shape)
-    return whole if math.prod(whole) <= max_voxels else tuple(patch)
+def inference_window(shape, patch, multiple: int = 1, max_voxels: int = MAX_WINDOW_VOXELS, overlap: float = 0.5) -> tuple:
+    """The window for a volume of `shape`, every side a multiple of `multiple`: the whole volume when it holds at most
+    `max_voxels` voxels, else the largest tile of at most `max_voxels` (never smaller than `patch`) that covers the
+    volume in the fewest windows sharing `overlap`; `patch` when even that exceeds `max_voxels`."""
+    up = lambda v: -(-int(v) // multiple) * multiple
+    n = [1] * len(shape)
+    side = lambda i: max(up(math.ceil(shape[i] / (1 + (n[i] - 1) * (1 - overlap)))), patch[i])
+    while math.prod(w := [side(i) for i in range(len(shape))]) > max_voxels:
+        grow = [i for i in range(len(shape)) if w[i] > patch[i]]
+        if not grow: return tuple(patch)
+        n[max(grow, key=lambda i: w[i])] += 1
+    return tuple(w)
 
 # %% ../nbs/07_infer.ipynb #e47ff784
 def fuse_batchnorm(model: torch.nn.Module) -> torch.nn.Module:
@@ -104,13 +112,15 @@ def sliding_window(model: torch.nn.Module, x, patch, overlap: float = 0.5, batch
                    device=None, amp: bool = False, max_voxels: int = MAX_WINDOW_VOXELS, mirror: bool = False,
                    slab: int | None = None) -> torch.Tensor:
     """Softmax probabilities (C, D, H, W) of `model` over the volume `x` (D, H, W): one whole-volume window when it
-    holds at most `max_voxels` voxels (see `inference_window`), else windows of `patch` averaged where they overlap.
+    holds at most `max_voxels` voxels, else the fewest windows of at most `max_voxels` (see `inference_window`), averaged
+    where they overlap; windows of more than `SLAB_MIN_VOXELS` voxels run one at a time.
     `mirror`: each window's softmax is the mean over the 8 flips of the three axes (`MIRRORS`), 8 times the work.
     `slab`: a UNet3D without instance norm runs each window through `slab_forward` in slabs of `slab` planes; None:
     slabs of `SLAB` for windows of more than `SLAB_MIN_VOXELS` voxels, whole below; 0: always whole."""
     net = fuse_batchnorm(model)
     device = torch.device(device) if device else next(net.parameters()).device
-    patch = inference_window(np.shape(x), patch, getattr(model, 'size_multiple', 1), max_voxels)
+    patch = inference_window(np.shape(x), patch, getattr(model, 'size_multiple', 1), max_voxels, overlap)
+    if math.prod(patch) > SLAB_MIN_VOXELS: batch = 1   # large windows one at a time: memory for one is the point
     if slab is None: slab = SLAB if math.prod(patch) > SLAB_MIN_VOXELS else 0
     fwd = net
     if slab and isinstance(net, UNet3D) and net.norm != 'instance': fwd = lambda t: slab_forward(net, t, slab)
