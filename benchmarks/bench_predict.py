@@ -43,8 +43,10 @@ def _run(args) -> dict:
     if way == 'whole':        # the pass before: no slabs, glibc's default heap, tiles of the patch beyond MAX_WINDOW_VOXELS
         infer.SLAB_MIN_VOXELS, infer.heap_release = float('inf'), lambda: contextlib.nullcontext()
         window = infer.inference_window
-        infer.inference_window = lambda shape, patch, multiple, max_voxels, overlap: (
-            window(shape, patch, multiple, max_voxels) if math.prod(window(shape, patch, multiple, float('inf'))) <= max_voxels else tuple(patch))
+        def before(shape, patch, multiple, max_voxels, overlap):
+            whole = window(shape, patch, multiple, float('inf'))
+            return whole if math.prod(whole) <= max_voxels else tuple(patch)
+        infer.inference_window = before
     if checkpoint:
         state = load_checkpoint(checkpoint)
         model, cfg = model_from_checkpoint(state, dev), TrainConfig.from_dict(state['config'])
@@ -66,9 +68,10 @@ def _run(args) -> dict:
     return dict(way=way, seconds=secs, peak_mb=peak, held_mb=held, window='x'.join(map(str, x.shape)), mask=sitk.GetArrayFromImage(mask), fg=fg)
 
 
-def _default_way(c, a, label: str) -> dict:
-    r = _in_fresh_process(_run, (str(c), 'slabs', a.checkpoint, a.device, False))
-    print(f"{label} (crop {r['window']}): {r['seconds']:.2f} s, peak {r['peak_mb']:.0f} MB "
+def _once(label: str, flair, way: str, a, with_probs: bool = False) -> dict:
+    "One run of `_run` in a fresh process, printed."
+    r = _in_fresh_process(_run, (str(flair), way, a.checkpoint, a.device, with_probs))
+    print(f"{label} (crop {r['window']}) {way:5s}: {r['seconds']:.2f} s, peak {r['peak_mb']:.0f} MB "
           f"(held before: {r['held_mb']:.0f} MB)", flush=True)
     return r
 
@@ -95,25 +98,21 @@ def main(argv=None) -> int:
     from brats_ssl.io import find_cases
     cases = find_cases(a.data)
     if a.all:
-        runs = [_default_way(c.flair, a, c.id) for c in cases]
+        runs = [_once(c.id, c.flair, 'slabs', a) for c in cases]
         top = max(range(len(runs)), key=lambda i: runs[i]['peak_mb'])
         print(f"{len(runs)} cases: peak median {statistics.median(r['peak_mb'] for r in runs):.0f} MB, largest "
               f"{runs[top]['peak_mb']:.0f} MB ({cases[top].id}); time median {statistics.median(r['seconds'] for r in runs):.2f} s, "
               f"range {min(r['seconds'] for r in runs):.2f}-{max(r['seconds'] for r in runs):.2f} s")
         return 0
-    tmp = tempfile.TemporaryDirectory()
     todo = [(c.id, c.flair) for c in dict.fromkeys([cases[0], largest_case(cases)])]
     if a.full_volume:
-        c = largest_case(cases)
+        c, tmp = largest_case(cases), tempfile.TemporaryDirectory()
         todo = [(f'{c.id} with a noisy background', _full_volume(c.flair, Path(tmp.name) / f'{c.id}_fullbox_flair.nii.gz'))]
     for cid, flair in todo:
         runs = {'whole': [], 'slabs': []}
         for rep in range(a.reps):
             for way in runs:              # the probabilities, for what changed, from the first pair only
-                r = _in_fresh_process(_run, (str(flair), way, a.checkpoint, a.device, rep == 0))
-                runs[way].append(r)
-                print(f"{cid} (crop {r['window']}) {way:5s}: {r['seconds']:.2f} s, peak {r['peak_mb']:.0f} MB "
-                      f"(held before: {r['held_mb']:.0f} MB)", flush=True)
+                runs[way].append(_once(cid, flair, way, a, rep == 0))
         w, s = runs['whole'], runs['slabs']
         ratios = [y['seconds'] / x['seconds'] for x, y in zip(w, s)]
         m0, m1 = w[0]['mask'] > 0, s[0]['mask'] > 0

@@ -21,9 +21,12 @@ __all__ = ['MAX_WINDOW_VOXELS', 'SLAB', 'SLAB_MIN_VOXELS', 'MIRRORS', 'POSTPROCE
            'predict_case']
 
 # %% ../nbs/07_infer.ipynb #546510e0
+def _check_overlap(overlap: float) -> None:
+    if not 0 <= overlap < 1: raise ValueError(f"overlap must be in [0, 1) (a fraction of the window shared with the next), got {overlap}")
+
 def window_starts(size: int, patch: int, overlap: float) -> list[int]:
     "Start positions along one axis: windows of `patch` covering [0, size) with at least `overlap` (in [0, 1)) of a patch shared."
-    if not 0 <= overlap < 1: raise ValueError(f"overlap must be in [0, 1) (a fraction of the window shared with the next), got {overlap}")
+    _check_overlap(overlap)
     if size <= patch: return [0]
     stride = max(int(patch * (1 - overlap)), 1)
     n = math.ceil((size - patch) / stride) + 1
@@ -36,6 +39,7 @@ def inference_window(shape, patch, multiple: int = 1, max_voxels: int = MAX_WIND
     """The window for a volume of `shape`, every side a multiple of `multiple`: the whole volume when it holds at most
     `max_voxels` voxels, else the largest tile of at most `max_voxels` (never smaller than `patch`) that covers the
     volume in the fewest windows sharing `overlap`; `patch` when even that exceeds `max_voxels`."""
+    _check_overlap(overlap)        # at 1, more windows would never make one smaller
     up = lambda v: -(-int(v) // multiple) * multiple
     n = [1] * len(shape)
     side = lambda i: max(up(math.ceil(shape[i] / (1 + (n[i] - 1) * (1 - overlap)))), patch[i])
@@ -120,8 +124,9 @@ def sliding_window(model: torch.nn.Module, x, patch, overlap: float = 0.5, batch
     net = fuse_batchnorm(model)
     device = torch.device(device) if device else next(net.parameters()).device
     patch = inference_window(np.shape(x), patch, getattr(model, 'size_multiple', 1), max_voxels, overlap)
-    if math.prod(patch) > SLAB_MIN_VOXELS: batch = 1   # large windows one at a time: memory for one is the point
-    if slab is None: slab = SLAB if math.prod(patch) > SLAB_MIN_VOXELS else 0
+    large = math.prod(patch) > SLAB_MIN_VOXELS
+    if large: batch = 1                           # large windows one at a time: memory for one is the point
+    if slab is None: slab = SLAB if large else 0
     fwd = net
     if slab and isinstance(net, UNet3D) and net.norm != 'instance': fwd = lambda t: slab_forward(net, t, slab)
     x = torch.tensor(np.asarray(x, np.float32))   # a copy: the input may be a read-only memory map
