@@ -10,13 +10,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 import numpy as np
 import SimpleITK as sitk
+from numcodecs import blosc
 from tqdm.auto import tqdm
 from .io import BratsError, Case, Geometry, find_cases, read_image, check_label_values, atomic_path, write_json
 
 # %% auto #0
-__all__ = ['background_value', 'brain_mask', 'check_flair', 'box_slices', 'bounding_box', 'resample', 'zscore', 'Preprocessed',
-           'preprocess_case', 'record_path', 'preprocess_dataset', 'load_record', 'load_arrays', 'load_case',
-           'list_preprocessed']
+__all__ = ['CACHE_FORMAT', 'background_value', 'brain_mask', 'check_flair', 'box_slices', 'bounding_box', 'resample', 'zscore',
+           'Preprocessed', 'preprocess_case', 'save_array', 'load_array', 'record_path', 'preprocess_dataset',
+           'load_record', 'load_arrays', 'load_case', 'list_preprocessed']
 
 # %% ../nbs/02_preprocess.ipynb #2abf394d
 def background_value(arr: np.ndarray) -> float:
@@ -160,6 +161,25 @@ def preprocess_case(flair, seg=None, spacing: float | None = None, margin: int =
                 mean=mean, std=std, brain_voxels=int(b.sum()))
     return Preprocessed(out, lab, source, info)
 
+# %% ../nbs/02_preprocess.ipynb #3d3529c3
+CACHE_FORMAT = 'blosc-lz4-shuffle'
+
+def save_array(path, arr: np.ndarray) -> None:
+    "Write `arr`'s bytes to `path` (atomically) as one Blosc frame: byte shuffle, then LZ4. Its shape and dtype are the caller's to keep."
+    with atomic_path(path) as t: Path(t).write_bytes(blosc.compress(np.ascontiguousarray(arr), b'lz4', 5, blosc.SHUFFLE))
+
+# %% ../nbs/02_preprocess.ipynb #c34843cf
+def load_array(path, shape, dtype) -> np.ndarray:
+    "The array of `shape` and `dtype` that `save_array` wrote to `path` (writable); `BratsError` naming the file when it cannot be."
+    try: buf = Path(path).read_bytes()
+    except OSError as e: raise BratsError(f"{path}: unreadable array ({e.strerror})") from None
+    out = np.empty(shape, dtype)
+    stored = int.from_bytes(buf[4:8], 'little') if len(buf) >= 16 else -1    # Blosc's header: bytes 4-7 hold the decoded size
+    if stored != out.nbytes: raise BratsError(f"{path}: not the expected array ({len(buf)} bytes holding {stored}, expected {out.nbytes} for {shape} {np.dtype(dtype).name})")
+    try: blosc.decompress(buf, out)
+    except (RuntimeError, ValueError) as e: raise BratsError(f"{path}: unreadable array ({e})") from None
+    return out
+
 # %% ../nbs/02_preprocess.ipynb #a9ee2891
 def _source_stamp(case: Case) -> dict:
     return {k: (None if p is None else dict(path=str(Path(p).resolve()), bytes=Path(p).stat().st_size, mtime_ns=Path(p).stat().st_mtime_ns))
@@ -176,20 +196,25 @@ def _up_to_date(case: Case, out: Path, params: dict) -> bool:
     try: rec = json.loads(rp.read_text())
     except (OSError, ValueError): return False
     files = [out/rec.get('image', ''), *( [out/rec['label']] if rec.get('label') else [])]
-    return rec.get('params') == params and rec.get('sources') == _source_stamp(case) and all(f.is_file() for f in files)
+    return (rec.get('params') == params and rec.get('format') == CACHE_FORMAT and rec.get('sources') == _source_stamp(case)
+            and all(f.is_file() for f in files))
+
+def _cache_files(rec: dict) -> set[str]: return {rec[k] for k in ('image', 'label') if isinstance(rec.get(k), str)}
 
 def _preprocess_one(case: Case, out: Path, params: dict) -> str:
     sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(1)
     p = preprocess_case(case.flair, case.seg, **params)   # from the paths, so that every error names the file
+    try: old = _cache_files(json.loads(record_path(out, case.id).read_text()))
+    except (OSError, ValueError): old = set()
     rec = dict(id=case.id, params=params, sources=_source_stamp(case), source_grid=p.source.to_dict(),
-               grid=p.grid.to_dict(), info=p.info, image=f"{case.id}_image.npy", label=None)
-    with atomic_path(out/rec['image']) as t:
-        with open(t, 'wb') as f: np.save(f, sitk.GetArrayFromImage(p.image))
+               grid=p.grid.to_dict(), info=p.info, format=CACHE_FORMAT, image=f"{case.id}_image.blosc", label=None)
+    save_array(out/rec['image'], sitk.GetArrayViewFromImage(p.image))
     if p.label is not None:
-        rec['label'] = f"{case.id}_label.npy"
-        with atomic_path(out/rec['label']) as t:
-            with open(t, 'wb') as f: np.save(f, sitk.GetArrayFromImage(p.label))
+        rec['label'] = f"{case.id}_label.blosc"
+        save_array(out/rec['label'], sitk.GetArrayViewFromImage(p.label))
     write_json(rec, record_path(out, case.id))
+    for name in old - _cache_files(rec):                 # an older cache of this case (e.g. .npy), named by its own record
+        if Path(name).name == name: (out/name).unlink(missing_ok=True)
     return case.id
 
 # %% ../nbs/02_preprocess.ipynb #13237c04
@@ -235,13 +260,15 @@ def load_record(out, cid) -> dict:
     except ValueError as e: raise BratsError(f"{rp}: unreadable record ({e})") from None
 
 # %% ../nbs/02_preprocess.ipynb #acb38773
-def load_arrays(out, cid, mmap: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
+def load_arrays(out, cid) -> tuple[np.ndarray, np.ndarray | None]:
     "The preprocessed image (float32) and label (uint8 or None) arrays [z, y, x] of case `cid`."
     rec, out = load_record(out, cid), Path(out)
-    def load(name):
-        try: return np.load(out/name, mmap_mode='r' if mmap else None)
-        except (OSError, ValueError) as e: raise BratsError(f"{out/name}: unreadable array ({e})") from None
-    return load(rec['image']), (load(rec['label']) if rec.get('label') else None)
+    if rec.get('format') != CACHE_FORMAT:
+        raise BratsError(f"{record_path(out, cid)}: cached as {rec.get('format', 'npy')!r}, not {CACHE_FORMAT!r} (an older "
+                         "brats_ssl); run `brats-ssl preprocess` on the same folders again: it rewrites the cache")
+    shape = tuple(rec['grid']['size'][::-1])
+    return (load_array(out/rec['image'], shape, np.float32),
+            load_array(out/rec['label'], shape, np.uint8) if rec.get('label') else None)
 
 # %% ../nbs/02_preprocess.ipynb #2271d346
 def load_case(out, cid) -> Preprocessed:
