@@ -10,7 +10,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 import numpy as np
 import SimpleITK as sitk
-from numcodecs import blosc
 from tqdm.auto import tqdm
 from .io import BratsError, Case, Geometry, find_cases, read_image, check_label_values, atomic_path, write_json
 
@@ -166,6 +165,7 @@ CACHE_FORMAT = 'blosc-lz4-shuffle'
 
 def save_array(path, arr: np.ndarray) -> None:
     "Write `arr`'s bytes to `path` (atomically) as one Blosc frame: byte shuffle, then LZ4. Its shape and dtype are the caller's to keep."
+    from numcodecs import blosc                    # here, not at the top: prediction never needs it
     with atomic_path(path) as t: Path(t).write_bytes(blosc.compress(np.ascontiguousarray(arr), b'lz4', 5, blosc.SHUFFLE))
 
 # %% ../nbs/02_preprocess.ipynb #c34843cf
@@ -173,6 +173,7 @@ def load_array(path, shape, dtype) -> np.ndarray:
     "The array of `shape` and `dtype` that `save_array` wrote to `path` (writable); `BratsError` naming the file when it cannot be."
     try: buf = Path(path).read_bytes()
     except OSError as e: raise BratsError(f"{path}: unreadable array ({e.strerror})") from None
+    from numcodecs import blosc
     out = np.empty(shape, dtype)
     stored = int.from_bytes(buf[4:8], 'little') if len(buf) >= 16 else -1    # Blosc's header: bytes 4-7 hold the decoded size
     if stored != out.nbytes: raise BratsError(f"{path}: not the expected array ({len(buf)} bytes holding {stored}, expected {out.nbytes} for {shape} {np.dtype(dtype).name})")
