@@ -1,6 +1,7 @@
 """Whole-case prediction in slabs with `heap_release` (the default) against one whole-volume pass, in fresh processes.
 
     python benchmarks/bench_predict.py [--data DIR] [--reps 3] [--checkpoint PT] [--device cpu] [--all] [--full-volume]
+                                       [--windows DxHxW ...]
 
 For the first case and the case with the largest brain box: read + preprocess + predict + restore (`predict_case`)
 with UNet3D(16..256) at 1 mm, the paper's network (random weights with non-trivial batch-norm statistics, the same in
@@ -14,8 +15,11 @@ probability on the preprocessed grid.
 `--all`: only the default way (slabs), once on every case: time, peak and window per case, then the largest peak.
 `--full-volume`: the same comparison on the largest case with its zero background replaced by noise (uniform in
 [1, 10), seed 0), so that the brain box is the whole 240x240x155 grid, as in a scan that was never skull-stripped:
-the window exceeds `MAX_WINDOW_VOXELS`, and overlapping tiles cover the volume (of the patch before; now the fewest
-windows of at most `MAX_WINDOW_VOXELS`, in slabs). The masks then differ by more than rounding, so their Dice is printed.
+the window exceeds `MAX_WINDOW_VOXELS`, and overlapping tiles cover the volume (of the patch before; now
+`inference_window`'s near-cubic windows of at most `MAX_WINDOW_VOXELS`, in slabs). The masks then differ by more
+than rounding, so their Dice is printed.
+`--windows`: instead of the two ways, slabs with each of these windows forced in turn (array order, e.g. 160x128x240),
+alternating, time and peak of each; with `--full-volume`, other tilings of the whole grid than `inference_window`'s.
 """
 from __future__ import annotations
 import argparse, math, statistics, sys, time
@@ -32,7 +36,7 @@ def _rss_mb() -> float:
 
 
 def _run(args) -> dict:
-    flair_path, way, checkpoint, device, with_probs = args
+    flair_path, way, checkpoint, device, with_probs, *window = args
     import contextlib, torch, SimpleITK as sitk
     import brats_ssl.infer as infer
     from brats_ssl.io import read_image
@@ -47,6 +51,7 @@ def _run(args) -> dict:
             whole = window(shape, patch, multiple, float('inf'))
             return whole if math.prod(whole) <= max_voxels else tuple(patch)
         infer.inference_window = before
+    if window: infer.inference_window = lambda *_, **__: tuple(window[0])     # --windows: this one, whatever the volume
     if checkpoint:
         state = load_checkpoint(checkpoint)
         model, cfg = model_from_checkpoint(state, dev), TrainConfig.from_dict(state['config'])
@@ -68,9 +73,9 @@ def _run(args) -> dict:
     return dict(way=way, seconds=secs, peak_mb=peak, held_mb=held, window='x'.join(map(str, x.shape)), mask=sitk.GetArrayFromImage(mask), fg=fg)
 
 
-def _once(label: str, flair, way: str, a, with_probs: bool = False) -> dict:
-    "One run of `_run` in a fresh process, printed."
-    r = _in_fresh_process(_run, (str(flair), way, a.checkpoint, a.device, with_probs))
+def _once(label: str, flair, way: str, a, with_probs: bool = False, *window) -> dict:
+    "One run of `_run` in a fresh process (with `window` forced, if given), printed."
+    r = _in_fresh_process(_run, (str(flair), way, a.checkpoint, a.device, with_probs, *window))
     print(f"{label} (crop {r['window']}) {way:5s}: {r['seconds']:.2f} s, peak {r['peak_mb']:.0f} MB "
           f"(held before: {r['held_mb']:.0f} MB)", flush=True)
     return r
@@ -93,6 +98,7 @@ def main(argv=None) -> int:
     ap.add_argument('--checkpoint', default=None); ap.add_argument('--device', default='cpu')
     ap.add_argument('--all', action='store_true', help='only slabs, once on every case')
     ap.add_argument('--full-volume', action='store_true', help='the comparison on the largest case with its background replaced by noise: a whole-grid brain box')
+    ap.add_argument('--windows', nargs='+', default=None, help='compare these forced windows (DxHxW, array order) in slabs instead')
     a = ap.parse_args(argv)
     import numpy as np, tempfile
     from brats_ssl.io import find_cases
@@ -109,6 +115,15 @@ def main(argv=None) -> int:
         c, tmp = largest_case(cases), tempfile.TemporaryDirectory()
         todo = [(f'{c.id} with a noisy background', _full_volume(c.flair, Path(tmp.name) / f'{c.id}_fullbox_flair.nii.gz'))]
     for cid, flair in todo:
+        if a.windows:
+            wins = {w: tuple(int(v) for v in w.split('x')) for w in a.windows}
+            runs = {w: [] for w in wins}
+            for rep in range(a.reps):
+                for w in wins: runs[w].append(_once(f'{cid}, window {w}', flair, 'slabs', a, False, wins[w]))
+            for w, rs in runs.items():
+                print(f"{cid}, window {w}: time median {statistics.median(r['seconds'] for r in rs):.1f} s, "
+                      f"peak median {statistics.median(r['peak_mb'] for r in rs):.0f} MB")
+            continue
         runs = {'whole': [], 'slabs': []}
         for rep in range(a.reps):
             for way in runs:              # the probabilities, for what changed, from the first pair only

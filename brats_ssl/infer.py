@@ -37,8 +37,9 @@ MAX_WINDOW_VOXELS = 5_000_000   # whole-volume inference up to ~171^3 voxels (in
 
 def inference_window(shape, patch, multiple: int = 1, max_voxels: int = MAX_WINDOW_VOXELS, overlap: float = 0.5) -> tuple:
     """The window for a volume of `shape`, every side a multiple of `multiple`: the whole volume when it holds at most
-    `max_voxels` voxels, else the largest tile of at most `max_voxels` (never smaller than `patch`) that covers the
-    volume in the fewest windows sharing `overlap`; `patch` when even that exceeds `max_voxels`."""
+    `max_voxels` voxels, else a tile of at most `max_voxels` (never smaller than `patch`) that covers the volume with
+    windows sharing `overlap`, found by adding windows along the axis whose side is longest (near-cubic windows, whose
+    slabs need the least memory); `patch` when even that exceeds `max_voxels`."""
     _check_overlap(overlap)        # at 1, more windows would never make one smaller
     up = lambda v: -(-int(v) // multiple) * multiple
     n = [1] * len(shape)
@@ -116,7 +117,7 @@ def sliding_window(model: torch.nn.Module, x, patch, overlap: float = 0.5, batch
                    device=None, amp: bool = False, max_voxels: int = MAX_WINDOW_VOXELS, mirror: bool = False,
                    slab: int | None = None) -> torch.Tensor:
     """Softmax probabilities (C, D, H, W) of `model` over the volume `x` (D, H, W): one whole-volume window when it
-    holds at most `max_voxels` voxels, else the fewest windows of at most `max_voxels` (see `inference_window`), averaged
+    holds at most `max_voxels` voxels, else windows of at most `max_voxels` (see `inference_window`), averaged
     where they overlap; windows of more than `SLAB_MIN_VOXELS` voxels run one at a time.
     `mirror`: each window's softmax is the mean over the 8 flips of the three axes (`MIRRORS`), 8 times the work.
     `slab`: a UNet3D without instance norm runs each window through `slab_forward` in slabs of `slab` planes; None:
