@@ -19,9 +19,10 @@ def _peak_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def _stepper(method: str, size: int, device: str, settings: dict | None = None):
+def _stepper(method: str, size: int, device: str, settings: dict | None = None, modify=None):
     """A function that runs one training step of `method` (batch 2 + 2 patches of size^3, UNet3D(16..256), or the
-    `settings` given) and times it, the device, and the memory setting `train` would run it under (`heap_cache`)."""
+    `settings` given) and times it, the device, and the memory setting `train` would run it under (`heap_cache`).
+    `modify`: a function of the built model that returns the model to step with (benchmarks of variants)."""
     import torch
     from brats_ssl.train import TrainConfig, build, train_step
     from brats_ssl.scale import heap_cache, resolve_device
@@ -29,6 +30,7 @@ def _stepper(method: str, size: int, device: str, settings: dict | None = None):
     dev = resolve_device(device)
     cfg = TrainConfig(**{**dict(method=method, patch=(size,) * 3, device=device), **(settings or {})})
     model, meth, opt = build(cfg, dev)
+    if modify: model = modify(model)
     fmt = torch.channels_last_3d
     xl = torch.randn(2, 1, size, size, size, device=dev).to(memory_format=fmt)
     yl = (torch.rand(2, size, size, size, device=dev) > 0.8).long()

@@ -48,7 +48,7 @@ def main(argv=None) -> int:
                 w[k].append(time.perf_counter() - t)
                 t = time.perf_counter(); back = [load(f, x) for f, x in zip(files, arrays)]; r[k].append(time.perf_counter() - t)
                 assert all(np.array_equal(b.view(np.uint8), x.view(np.uint8)) for b, x in zip(back, arrays)), (c.id, k)
-                if not w[k][1:]: res[k]['mb'].append(sum(f.stat().st_size for f in files) / 2**20)
+                if len(w[k]) == 1: res[k]['mb'].append(sum(f.stat().st_size for f in files) / 2**20)   # the size once
                 for f in files: f.unlink()
         for k in enc: res[k]['write'].append(statistics.median(w[k])); res[k]['load'].append(statistics.median(r[k]))
     print(f"{len(cases)} real cases at 1 mm (image float32 + label uint8 on the brain box), medians over cases of the median of {a.reps}; "

@@ -46,9 +46,9 @@ def _run(args) -> dict:
     dev = resolve_device(device)
     if way == 'whole':        # the pass before: no slabs, glibc's default heap, tiles of the patch beyond MAX_WINDOW_VOXELS
         infer.SLAB_MIN_VOXELS, infer.heap_release = float('inf'), lambda: contextlib.nullcontext()
-        window = infer.inference_window
+        rule = infer.inference_window
         def before(shape, patch, multiple, max_voxels, overlap):
-            whole = window(shape, patch, multiple, float('inf'))
+            whole = rule(shape, patch, multiple, float('inf'))
             return whole if math.prod(whole) <= max_voxels else tuple(patch)
         infer.inference_window = before
     if window: infer.inference_window = lambda *_, **__: tuple(window[0])     # --windows: this one, whatever the volume

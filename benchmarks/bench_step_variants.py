@@ -13,41 +13,30 @@ One fresh process builds both (UNet3D(16..256), 2 labelled patches of size^3, th
 variant's. Prints each pair and the median ratio variant / package with its range.
 """
 from __future__ import annotations
-import argparse, itertools, sys, time
+import argparse, sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench import _in_fresh_process  # noqa: E402
+from bench import _in_fresh_process, _stepper  # noqa: E402
 from bench_ratio import report_pairs  # noqa: E402
 
 
-def _stepper(size: int, variant: str | None):
+def _variant(model, variant: str):
+    "The model to step with: compiled, or with every BatchNorm3d replaced by an identity."
     import torch, torch.nn as nn
-    from brats_ssl.train import TrainConfig, build, train_step
-    from brats_ssl.scale import resolve_device
-    torch.manual_seed(0)
-    dev = resolve_device('cpu')
-    cfg = TrainConfig(method='unet', patch=(size,) * 3, device='cpu', lr=1e-9 if variant == 'no-norm' else 0.01)
-    model, meth, opt = build(cfg, dev)
-    if variant == 'no-norm':
-        for m in list(model.modules()):
-            for name, ch in list(m.named_children()):
-                if isinstance(ch, nn.BatchNorm3d): setattr(m, name, nn.Identity())
-    if variant == 'compile': model = torch.compile(model)
-    xl = torch.randn(2, 1, size, size, size).to(memory_format=torch.channels_last_3d)
-    yl = (torch.rand(2, size, size, size) > 0.8).long()
-    it = itertools.count()
-    def step() -> float:
-        t = time.perf_counter(); train_step(model, meth, opt, (xl, yl, None), next(it), cfg, dev, False)
-        return time.perf_counter() - t
-    return step
+    if variant == 'compile': return torch.compile(model)
+    for m in list(model.modules()):
+        for name, ch in list(m.named_children()):
+            if isinstance(ch, nn.BatchNorm3d): setattr(m, name, nn.Identity())
+    return model
 
 
 def _pairs(args):
     size, pairs, variant = args
-    from brats_ssl.scale import heap_cache
-    base, var = _stepper(size, None), _stepper(size, variant)
-    with heap_cache(True):
+    base, _, heap = _stepper('unet', size, 'cpu')
+    var, _, _ = _stepper('unet', size, 'cpu', dict(lr=1e-9) if variant == 'no-norm' else None,
+                         lambda model: _variant(model, variant))
+    with heap:
         base(); first = var(); base(); var()                           # warm-up; the variant's first step compiles
         return first, [(base(), var()) for _ in range(pairs)]
 
