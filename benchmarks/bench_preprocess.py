@@ -18,20 +18,18 @@ from bench_ratio import report_pairs  # noqa: E402
 
 
 def _old_module(rev: str) -> types.ModuleType:
-    "The preprocess module of commit `rev`, with that commit's label check, importable beside the package."
+    "The preprocess module of commit `rev`, with that commit's io module (its case finding and label checks), importable beside the package."
     root = Path(__file__).resolve().parents[1]
     show = lambda p: subprocess.run(['git', 'show', f'{rev}:{p}'], cwd=root, capture_output=True, text=True, check=True).stdout
-    src = show('brats_ssl/preprocess.py').replace('from .', 'from brats_ssl.')
-    io_src = show('brats_ssl/io.py')
-    check = io_src[io_src.index('def check_label_values'):].split('\n# %%')[0]
-    mod = types.ModuleType(f'old_preprocess_{rev}')
-    mod.__file__ = str(Path(tempfile.gettempdir())/'old_preprocess.py')
-    sys.modules[mod.__name__] = mod            # dataclasses look their module up there
-    exec(compile(src, mod.__file__, 'exec'), mod.__dict__)
-    from brats_ssl.io import BRATS_LABELS
-    mod.BRATS_LABELS = BRATS_LABELS
-    exec(check, mod.__dict__)                  # the old label check, in the old module's namespace
-    return mod
+    mods = {}
+    for name in ('io', 'preprocess'):
+        src = show(f'brats_ssl/{name}.py').replace('from .io import', f'from old_io_{rev} import').replace('from .', 'from brats_ssl.')
+        mod = types.ModuleType(f'old_{name}_{rev}')
+        mod.__file__ = str(Path(tempfile.gettempdir())/f'old_{name}.py')
+        sys.modules[mod.__name__] = mod        # dataclasses look their module up there
+        exec(compile(src, mod.__file__, 'exec'), mod.__dict__)
+        mods[name] = mod
+    return mods['preprocess']
 
 
 def main(argv=None) -> int:

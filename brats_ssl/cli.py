@@ -4,7 +4,7 @@
 
 # %% ../nbs/13_cli.ipynb #07890f46
 from __future__ import annotations
-import argparse, json, os, sys, traceback, warnings
+import argparse, json, logging, os, sys, traceback, warnings
 from dataclasses import fields
 from pathlib import Path
 from .io import BratsError, BratsWarning
@@ -88,6 +88,10 @@ def _cmd_reproduce(a):
     print((Path(a.out)/'table1.md').read_text())
 
 # %% ../nbs/13_cli.ipynb #dfbda3fd
+_DATA_HELP = ("DATA: a folder in any BraTS layout (2012-2022 and Kaggle <case>_flair, 2023+ <case>-t2f, the Decathlon's or "
+              "nnU-Net's dataset.json folders) or a CSV manifest with the columns case, flair, t1, t1ce, t2, seg, labels "
+              "(paths relative to the CSV; labels: brats, brats2023 or brats-ped).")
+
 def parser() -> argparse.ArgumentParser:
     "The argument parser of `brats-ssl`."
     p = argparse.ArgumentParser('brats-ssl', description='Semi-supervised brain-tumour segmentation on BraTS FLAIR: UNet3D, Mean Teacher, UAMT.',
@@ -103,7 +107,7 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument('--size', type=int, nargs=3, default=(80, 80, 52), metavar=('X', 'Y', 'Z'))
     s.add_argument('--spacing', type=float, nargs=3, default=(3.0, 3.0, 3.0), metavar=('X', 'Y', 'Z'))
     s.set_defaults(func=_cmd_phantom)
-    s = sub.add_parser('preprocess', help='preprocess a BraTS folder', description='Crop, normalise and cache every case of DATA into OUT (DATA is only read).')
+    s = sub.add_parser('preprocess', help='preprocess a BraTS folder', description='Crop, normalise and cache every case of DATA into OUT (DATA is only read). ' + _DATA_HELP)
     s.add_argument('data'); s.add_argument('out')
     s.add_argument('--spacing', type=float, default=None, help='resample to this isotropic spacing (mm)')
     s.add_argument('--margin', type=int, default=4, help='voxels kept around the brain')
@@ -124,18 +128,18 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument('--resume', action='store_true', help='continue from OUT/checkpoint_last.pt')
     _train_options(s)
     s.set_defaults(func=_cmd_train)
-    s = sub.add_parser('predict', help='predict cases with a checkpoint', description='Write <case>_pred.nii.gz on each FLAIR\'s grid for a case folder or a data set. A file already in OUT is reused only when OUT/predictions.json shows that this checkpoint wrote it with these settings; any other is left alone and the command stops, unless --overwrite.')
+    s = sub.add_parser('predict', help='predict cases with a checkpoint', description='Write <case>_pred.nii.gz on each FLAIR\'s grid for a case folder or a data set (INPUT: a folder in any BraTS layout, or a CSV manifest). A file already in OUT is reused only when OUT/predictions.json shows that this checkpoint wrote it with these settings; any other is left alone and the command stops, unless --overwrite.')
     s.add_argument('checkpoint'); s.add_argument('input'); s.add_argument('out')
     s.add_argument('--overlap', type=float, default=0.5); s.add_argument('--uncertainty', action='store_true', help='also write <case>_uncertainty.nii.gz (entropy, nats)')
     s.add_argument('--mirror', action='store_true', help='average over the 8 flips of the three axes (8x the work; see 07_infer)')
     s.add_argument('--overwrite', action='store_true', help='replace files in OUT that predictions.json does not show to come from this checkpoint and these settings (default: refuse)')
     s.add_argument('--device', default='auto')
     s.set_defaults(func=_cmd_predict)
-    s = sub.add_parser('evaluate', help='Dice, RAVD, HD95, ASD of predictions', description='Compare PRED/<case>_pred.nii.gz with the labels in DATA.')
+    s = sub.add_parser('evaluate', help='Dice, RAVD, HD95, ASD of predictions', description='Compare PRED/<case>_pred.nii.gz with the whole tumour of the labels in DATA, read in their own convention. ' + _DATA_HELP)
     s.add_argument('pred'); s.add_argument('data'); s.add_argument('--out', help='write the per-case table as CSV')
     s.set_defaults(func=_cmd_evaluate)
     s = sub.add_parser('reproduce', help='the whole comparison (Table 1 and figures)', description='Synthetic data (or --data), preprocessing, the three methods, predictions, Table 1 and figures. A rerun into the same --out continues the same experiment (after an interruption, say); one with another budget, setting or data folder is refused.')
-    s.add_argument('--out', default='brats_ssl_reproduce'); s.add_argument('--data', default=None, help='a BraTS folder (default: synthetic cases)')
+    s.add_argument('--out', default='brats_ssl_reproduce'); s.add_argument('--data', default=None, help='a BraTS folder in any layout, or a CSV manifest (default: synthetic cases)')
     s.add_argument('--budget', choices=list(BUDGETS), default='quick', help='quick: CPU minutes on synthetic volumes; cpu-3mm: a real BraTS folder at 3 mm on the CPU, 3-fold cross-validation; paper: the paper\'s GPU settings; tiny: seconds, for tests')
     s.add_argument('--methods', nargs='+', choices=list(METHODS), default=None, help='the methods to compare (default: all)')
     s.add_argument('--seeds', type=int, nargs='+', default=[0])
@@ -162,6 +166,10 @@ def main(argv=None) -> int:
         if issubclass(category, BratsWarning): print(f"brats-ssl {a.command}: warning: {message}", file=sys.stderr)
         else: shown(message, category, filename, lineno, file, line)
     shown, warnings.showwarning = warnings.showwarning, show
+    log = logging.getLogger('brats_ssl')                 # what was found where: one line per data folder
+    said, level = logging.StreamHandler(sys.stderr), log.level
+    said.setFormatter(logging.Formatter(f"brats-ssl {a.command}: %(message)s"))
+    log.addHandler(said); log.setLevel(logging.INFO)
     try:
         a.func(a)
     except BratsError as e:
@@ -171,5 +179,7 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         print(f"brats-ssl {a.command}: interrupted", file=sys.stderr)
         return 130
-    finally: warnings.showwarning = shown
+    finally:
+        warnings.showwarning = shown
+        log.removeHandler(said); log.setLevel(level)
     return 0

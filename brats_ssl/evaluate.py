@@ -10,7 +10,7 @@ import numpy as np
 import SimpleITK as sitk
 from scipy import ndimage as ndi
 from tqdm.auto import tqdm
-from .io import BratsError, BratsWarning, Geometry, find_cases, read_case, read_image, write_image, atomic_path
+from .io import BratsError, BratsWarning, Geometry, find_cases, read_case, read_image, tumour_mask, write_image, atomic_path
 from .metrics import segmentation_metrics
 from .infer import largest_component
 from .preprocess import brain_mask, box_slices, check_flair, zscore
@@ -66,7 +66,7 @@ def _check_binary(arr: np.ndarray, path) -> None:
 # %% ../nbs/10_evaluate.ipynb #6417e87e
 def evaluate_predictions(pred_dir, data, progress: bool = True, ids=None) -> list[dict]:
     """One row per labelled case of `data` (see `find_cases`) that has a prediction `pred_dir/<id>_pred.nii.gz`:
-    the case id and the metrics of `evaluate_case` against the whole tumour (label > 0). Sorted by case. With `ids`,
+    the case id and the metrics of `evaluate_case` against the whole tumour (`tumour_mask` in the case's label convention). Sorted by case. With `ids`,
     exactly those cases, each of which must have a prediction; without, a `BratsWarning` names the labelled cases
     left out for want of a prediction."""
     pred_dir = Path(pred_dir)
@@ -103,7 +103,7 @@ def evaluate_predictions(pred_dir, data, progress: bool = True, ids=None) -> lis
         if diff: raise BratsError(f"{p} and {c.seg}: prediction and label grids differ: " + '; '.join(diff))
         arr = sitk.GetArrayFromImage(pred)
         _check_binary(arr, p)
-        rows.append({'case': c.id, **evaluate_case(arr, sitk.GetArrayFromImage(seg) > 0, seg.GetSpacing())})
+        rows.append({'case': c.id, **evaluate_case(arr, tumour_mask(sitk.GetArrayViewFromImage(seg), c.labels), seg.GetSpacing())})
     return sorted(rows, key=lambda r: r['case'])
 
 # %% ../nbs/10_evaluate.ipynb #10119110
@@ -263,7 +263,7 @@ def threshold_predictions(data, out_dir, z: float = THRESHOLD_Z, connectivity: i
     cases = find_cases(data) if cases is None else cases
     paths = []
     for c in tqdm(cases, desc='threshold', unit='case', disable=not progress):
-        flair = read_image(c.flair, 'FLAIR')
+        flair = read_image(c.flair, 'FLAIR', c.channel('flair'))
         mask = threshold_segmentation(flair, z, connectivity, opening)
         paths.append(write_image(Geometry.of(flair).image(mask), pred_path(out_dir, c.id)))
     return paths
@@ -281,7 +281,7 @@ def threshold_scan(data, zs=tuple(np.round(np.arange(0.6, 2.01, 0.1), 2)), conne
     for i, c in enumerate(tqdm(cases, desc='threshold scan', unit='case', disable=not progress)):
         flair, seg = read_case(c)
         sl, z, b = _zscore_brain(sitk.GetArrayFromImage(flair), str(c.flair))
-        ref = sitk.GetArrayFromImage(seg) > 0
+        ref = tumour_mask(sitk.GetArrayViewFromImage(seg), c.labels)
         inside, total = ref[sl], int(ref.sum())
         for j, t in enumerate(zs):
             m = _threshold_mask(z, b, t, connectivity, opening)

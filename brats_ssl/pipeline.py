@@ -9,7 +9,7 @@ import brats_ssl
 import numpy as np
 from pathlib import Path
 from tqdm.auto import tqdm
-from .io import BratsError, find_cases, read_case, read_image, write_image, write_json, write_text
+from .io import BratsError, find_cases, read_case, read_image, tumour_mask, write_image, write_json, write_text
 from .phantom import write_phantoms
 from .preprocess import preprocess_case, preprocess_dataset
 from .data import split_cases, cv_splits
@@ -74,7 +74,7 @@ def predict_dataset(checkpoint, data, out, overlap: float = 0.5, uncertainty: bo
     errors = {}
     for case in tqdm(todo, desc='predict', unit='case', disable=not progress):
         try:
-            pre = preprocess_case(case.flair, None, **params)   # from the path, so that errors name the file
+            pre = preprocess_case(case.flair, None, **params, channel=case.channel('flair'))   # from the path, so that errors name the file
             mask, unc = predict_case(model, pre, cfg.patch, overlap, batch, dev, cfg.amp, uncertainty, post, mirror)
         except BratsError as e:
             errors[case.id] = str(e); continue
@@ -213,8 +213,8 @@ def reproduce(out='brats_ssl_reproduce', data=None, budget: str = 'quick', metho
     case = [c for c in find_cases(data) if c.id == splits[0]['test'][0]][0]
     flair, seg = read_case(case)
     masks = {method_title(m): read_image(pred_path(dirs[0]/'predictions'/f"{m}_seed{seeds[0]}", case.id)) for m in methods}
-    save_figure(plot_slices(flair, masks, ref=seg > 0, case_title=case.id), figs/'fig2_slices.png')
-    save_figure(plot_surfaces(masks, ref=seg > 0, case_title=case.id), figs/'fig2_surfaces.png')
+    save_figure(plot_slices(flair, masks, ref=tumour_mask(seg, case.labels), case_title=case.id), figs/'fig2_slices.png')
+    save_figure(plot_surfaces(masks, ref=tumour_mask(seg, case.labels), case_title=case.id), figs/'fig2_surfaces.png')
     write_json(dict(budget=budget, settings=b, seeds=list(seeds), methods=list(methods), seconds=round(time.time() - t0, 1),
                     reused=reused, summaries=summaries, environment=environment()), out/'reproduce.json')   # seconds: this call's; `reused`: runs it did not train
     return summaries

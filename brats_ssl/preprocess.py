@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import SimpleITK as sitk
 from tqdm.auto import tqdm
-from .io import BratsError, Case, Geometry, find_cases, read_image, check_label_values, atomic_path, write_json
+from .io import BratsError, Case, Geometry, find_cases, read_image, check_label_values, tumour_mask, atomic_path, write_json
 
 # %% auto #0
 __all__ = ['CACHE_FORMAT', 'background_value', 'brain_mask', 'check_flair', 'box_slices', 'bounding_box', 'resample', 'zscore',
@@ -116,14 +116,16 @@ class Preprocessed:
                              list(s.direction), 0, mask.GetPixelID())
 
 # %% ../nbs/02_preprocess.ipynb #7bd6cce6
-def _as_image(x, what):
+def _as_image(x, what, channel=None):
     if isinstance(x, sitk.Image): return x, f"<{what} image>"
-    return read_image(x, what), str(x)
+    return read_image(x, what, channel), str(x) if channel is None else f"{x} (channel {channel})"
 
 def preprocess_case(flair, seg=None, spacing: float | None = None, margin: int = 4,
-                    percentiles: tuple = (0.5, 99.5)) -> Preprocessed:
-    "Preprocess one case. `flair`, `seg`: paths or SimpleITK images; `spacing`: optional isotropic resampling (mm)."
-    flair, fname = _as_image(flair, 'FLAIR')
+                    percentiles: tuple = (0.5, 99.5), channel: int | None = None, labels=None) -> Preprocessed:
+    """Preprocess one case. `flair`, `seg`: paths or SimpleITK images; `spacing`: optional isotropic resampling (mm);
+    `channel`: FLAIR's channel when `flair` is a 4-D file; `labels`: the label convention of `seg` (see `LABEL_CONVENTIONS`;
+    default 'brats'), whose tumour values become the binary label."""
+    flair, fname = _as_image(flair, 'FLAIR', channel)
     arr = sitk.GetArrayViewFromImage(flair)
     check_flair(arr, fname)
     source = Geometry.of(flair)
@@ -131,10 +133,10 @@ def preprocess_case(flair, seg=None, spacing: float | None = None, margin: int =
         seg, sname = _as_image(seg, 'label')
         diff = source.differences(Geometry.of(seg))
         if diff: raise BratsError(f"{fname} and {sname}: FLAIR and label grids differ: " + '; '.join(diff))
-        check_label_values(sitk.GetArrayViewFromImage(seg), sname)
+        check_label_values(sitk.GetArrayViewFromImage(seg), sname, labels)
     brain = brain_mask(arr)
     if brain.sum() < 8: raise BratsError(f"{fname}: no brain found (fewer than 8 voxels differ from the background)")
-    tumour = None if seg is None else sitk.GetArrayViewFromImage(seg) > 0
+    tumour = None if seg is None else tumour_mask(sitk.GetArrayViewFromImage(seg), labels)
     box = brain if seg is None else brain | tumour
     start, size = bounding_box(box, margin)
     img = sitk.Cast(sitk.RegionOfInterest(flair, size, start), sitk.sitkFloat32)
@@ -183,8 +185,12 @@ def load_array(path, shape, dtype) -> np.ndarray:
 
 # %% ../nbs/02_preprocess.ipynb #a9ee2891
 def _source_stamp(case: Case) -> dict:
-    return {k: (None if p is None else dict(path=str(Path(p).resolve()), bytes=Path(p).stat().st_size, mtime_ns=Path(p).stat().st_mtime_ns))
-            for k, p in (('flair', case.flair), ('seg', case.seg))}
+    "What the cache of `case` depends on: its FLAIR and label files (path, size, time), and, where not the defaults, FLAIR's channel and the label convention."
+    out = {k: (None if p is None else dict(path=str(Path(p).resolve()), bytes=Path(p).stat().st_size, mtime_ns=Path(p).stat().st_mtime_ns))
+           for k, p in (('flair', case.flair), ('seg', case.seg))}
+    if case.channel('flair') is not None: out['flair_channel'] = case.channel('flair')
+    if case.labels.name != 'brats': out['labels'] = dict(name=case.labels.name, values=list(case.labels.values), tumour=list(case.labels.tumour))
+    return out
 
 def _params(spacing, margin, percentiles) -> dict:
     return dict(spacing=spacing, margin=margin, percentiles=list(percentiles))
@@ -204,7 +210,7 @@ def _cache_files(rec: dict) -> set[str]: return {rec[k] for k in ('image', 'labe
 
 def _preprocess_one(case: Case, out: Path, params: dict) -> str:
     sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(1)
-    p = preprocess_case(case.flair, case.seg, **params)   # from the paths, so that every error names the file
+    p = preprocess_case(case.flair, case.seg, **params, channel=case.channel('flair'), labels=case.labels)   # from the paths, so that every error names the file
     try: old = _cache_files(json.loads(record_path(out, case.id).read_text()))
     except (OSError, ValueError): old = set()
     rec = dict(id=case.id, params=params, sources=_source_stamp(case), source_grid=p.source.to_dict(),

@@ -206,11 +206,11 @@ def test_grids_differ(tmp_path, phantom, what):
     assert snapshot(data) == before and no_temp_files(tmp_path / 'prep')
 
 
-@pytest.mark.parametrize('label,what', [('three', 'are not BraTS labels'), ('float', 'fractional values')])
+@pytest.mark.parametrize('label,what', [('five', 'are not BraTS labels'), ('float', 'fractional values')])
 def test_bad_label_values(tmp_path, phantom, label, what):
     flair, seg = phantom
     arr = sitk.GetArrayFromImage(seg)
-    if label == 'three': arr = np.where(arr == 4, 3, arr).astype(np.uint8)
+    if label == 'five': arr = np.where(arr == 4, 5, arr).astype(np.uint8)     # 3 is a BraTS 2012-2016 label; 5 is none
     else: arr = arr.astype(np.float32) * 0.75      # an interpolated label
     data = tmp_path / 'data'
     put_case(data, flair, with_array(seg, arr))
