@@ -93,26 +93,35 @@ def smooth(y, window: int) -> np.ndarray:
 
 # %% ../nbs/11_viz.ipynb #e492d5b2
 _PANELS = (('loss', 'total loss'), ('ce', 'cross-entropy'), ('dice', 'Dice loss'))
+_UNLABELLED_PANELS = (('consistency', 'consistency loss (unlabelled)'), ('consistency_weight', 'consistency weight w(t)'),
+                      ('kept', 'UAMT: fraction of unlabelled voxels kept'))
 
 def plot_loss_curves(runs: dict, window: int | None = None) -> Figure:
     """Fig. 1: total, CE and Dice loss against iteration, one colour per run of `runs` ({'unet': run folder, log path or
-    `read_log` dict, ...}), smoothed (`smooth`, default window: a fiftieth of the longest run) over the faint raw values."""
+    `read_log` dict, ...}), smoothed (`smooth`, default window: a fiftieth of the longest run) over the faint raw values.
+    When a run logs a consistency term, a second row shows the unlabelled side: the consistency loss, its weight and
+    UAMT's kept fraction (each drawn for the runs that log it)."""
     if not runs: raise BratsError("plot_loss_curves: no run given")
     logs = {k: v if isinstance(v, dict) else read_log(v) for k, v in runs.items()}
     for k, log in logs.items():
         if (miss := [c for c in ('iteration', 'loss', 'ce', 'dice') if c not in log]):
             raise BratsError(f"run {k!r}: its log has no column {', '.join(map(repr, miss))}")
     if window is None: window = max(1, max(len(l['iteration']) for l in logs.values()) // 50)
-    fig = Figure(figsize=(13, 3.8), layout='constrained')
-    axs = fig.subplots(1, 3, sharex=True)
+    has = lambda log, col: col in log and np.isfinite(log[col]).any()
+    unlabelled = any(has(log, 'consistency') for log in logs.values())
+    panels = _PANELS + (_UNLABELLED_PANELS if unlabelled else ())
+    fig = Figure(figsize=(13, 7.2 if unlabelled else 3.8), layout='constrained')
+    axs = fig.subplots(2 if unlabelled else 1, 3, sharex=True).ravel()
     for i, (k, log) in enumerate(logs.items()):
-        for ax, (col, _) in zip(axs, _PANELS):
+        for ax, (col, _) in zip(axs, panels):
+            if not has(log, col): continue
             ax.plot(log['iteration'], log[col], color=f"C{i}", alpha=0.25, lw=0.7, label='_raw')
             ax.plot(log['iteration'], smooth(log[col], window), color=f"C{i}", lw=1.6, label=_name(k))
-    for ax, (_, title) in zip(axs, _PANELS):
+    for ax, (_, title) in zip(axs, panels):
         ax.set_title(title); ax.set_xlabel('iteration'); ax.grid(alpha=0.3)
     axs[0].set_ylabel('loss'); axs[0].legend()
-    fig.suptitle(f"Training losses: moving average over {window} iteration{'s' * (window > 1)}, raw values faint")
+    if unlabelled: axs[3].set_ylabel('unlabelled side'); axs[3].legend()
+    fig.suptitle(f"Training: moving average over {window} iteration{'s' * (window > 1)}, raw values faint")
     return fig
 
 # %% ../nbs/11_viz.ipynb #c9aa62c5
