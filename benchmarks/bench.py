@@ -59,7 +59,7 @@ def _train_step(args) -> dict:
 
 
 def _predict(args) -> dict:
-    flair_path, device, overlap, *settings = args
+    flair_path, device, overlap, *settings = args       # settings: TrainConfig fields, then the number of ensemble members
     import torch
     from brats_ssl.io import read_image
     from brats_ssl.preprocess import preprocess_case
@@ -69,16 +69,18 @@ def _predict(args) -> dict:
     torch.manual_seed(0)
     dev = resolve_device(device)
     cfg = TrainConfig(device=device, **(settings[0] if settings else {}))
-    model = network(cfg, dev).eval()              # as `predict` has it from a checkpoint: no teacher, no optimiser
+    members = settings[1] if len(settings) > 1 else 1
+    models = [network(cfg, dev).eval() for _ in range(members)]   # as `predict` has them from checkpoints: no teacher, no optimiser
+    model = models[0]
     flair = read_image(flair_path, 'FLAIR')
     t = time.perf_counter()
     pre = preprocess_case(flair)
-    mask, _ = predict_case(model, pre, cfg.patch, overlap, device=dev, amp=dev.type == 'cuda')
+    mask, _ = predict_case(models, pre, [cfg.patch] * members, overlap, device=dev, amp=dev.type == 'cuda')
     secs = time.perf_counter() - t
     peak = torch.cuda.max_memory_allocated() / 2**20 if dev.type == 'cuda' else _peak_mb()
     window = inference_window(pre.image.GetSize()[::-1], cfg.patch, model.size_multiple)
     return dict(case=Path(flair_path).name, size=list(flair.GetSize()), cropped=list(pre.image.GetSize()),
-                patch=list(cfg.patch), window=list(window[::-1]), overlap=overlap, seconds=secs, peak_mb=peak)
+                patch=list(cfg.patch), window=list(window[::-1]), overlap=overlap, seconds=secs, peak_mb=peak, members=members)
 
 
 def largest_case(cases):
@@ -146,6 +148,7 @@ def main(argv=None) -> int:
     largest = largest_case(find_cases(a.data))
     res['predict'] = [_in_fresh_process(_predict, (str(c.flair), a.device, a.overlap))
                       for c in ([cases[0]] if largest.id == cases[0].id else [cases[0], largest])]
+    res['predict'].append(_in_fresh_process(_predict, (str(largest.flair), a.device, a.overlap, {}, 3)))   # a 3-fold ensemble
     m = res['machine']
     print(f"brats_ssl benchmark on {m['platform']}, {m['cpus']} CPUs, torch {m['torch']} ({m['torch_threads']} threads), device {m['device']}")
     print("| what | figure |\n|:---|---:|")
@@ -159,7 +162,8 @@ def main(argv=None) -> int:
         print(f"| train step {r['method']} {r['patch']}^3, 2+2 patches, UNet3D(16..256){heap} | {r['seconds']:.2f} s, peak {r['peak_mb']:.0f} MB |")
     for s, v in res['uamt_over_mt'].items(): print(f"| UAMT / Mean Teacher step at {s}^3 (T=8) | {v:.2f}x |")
     for p in res['predict']:
-        print(f"| predict {p['case']} ({'x'.join(map(str, p['size']))}, crop {'x'.join(map(str, p['cropped']))}), UNet3D(16..256), "
+        what = 'UNet3D(16..256)' if p['members'] == 1 else f"ensemble of {p['members']} UNet3D(16..256)"
+        print(f"| predict {p['case']} ({'x'.join(map(str, p['size']))}, crop {'x'.join(map(str, p['cropped']))}), {what}, "
               f"window {'x'.join(map(str, p['window']))}, overlap {p['overlap']}, read + preprocess + predict + restore | {p['seconds']:.1f} s, peak {p['peak_mb']:.0f} MB |")
     if a.json: write_json(res, a.json); print(f"written {a.json}")
     return 0

@@ -177,9 +177,18 @@ def entropy_map(probs: torch.Tensor) -> np.ndarray:
 def predict_case(model, pre: Preprocessed, patch, overlap: float = 0.5, batch: int = 2, device=None,
                  amp: bool = False, uncertainty: bool = False, post: str = 'none', mirror: bool = False) -> tuple[sitk.Image, sitk.Image | None]:
     """The uint8 whole-tumour mask of a preprocessed case on its original grid (tumour probability restored linearly,
-    > 0.5, then `postprocess(mask, post)`), and optionally the float32 uncertainty map. `mirror`: see `sliding_window`."""
+    > 0.5, then `postprocess(mask, post)`), and optionally the float32 uncertainty map. `mirror`: see `sliding_window`.
+    `model` may be a list of networks, an ensemble: their class probabilities are averaged before the threshold, the
+    post-processing and the uncertainty (the entropy of the mean); `patch` is then one window size or a list, one each."""
+    models = list(model) if isinstance(model, (list, tuple)) else [model]
+    patches = list(patch) if isinstance(patch, list) else [patch] * len(models)
+    if len(patches) != len(models): raise BratsError(f"predict_case: {len(models)} networks but {len(patches)} patch sizes")
     with heap_release():            # the memory freed goes back to the system at once (08a_scale)
-        probs = sliding_window(model, sitk.GetArrayViewFromImage(pre.image), patch, overlap, batch, device, amp, mirror=mirror)
+        probs = None
+        for m, p in zip(models, patches):
+            pr = sliding_window(m, sitk.GetArrayViewFromImage(pre.image), p, overlap, batch, device, amp, mirror=mirror)
+            probs = pr if probs is None else probs.add_(pr)
+        if len(models) > 1: probs /= len(models)
         fg = pre.restore(probs[1:].sum(0).numpy().astype(np.float32), sitk.sitkLinear)
         mask = pre.source.image(postprocess(sitk.GetArrayViewFromImage(fg) > 0.5, post).astype(np.uint8))
         unc = pre.restore(entropy_map(probs), sitk.sitkLinear) if uncertainty else None

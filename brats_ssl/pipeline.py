@@ -4,12 +4,13 @@
 
 # %% ../nbs/12_pipeline.ipynb #fafd4c90
 from __future__ import annotations
-import hashlib, json, time
+import hashlib, json, time, warnings
 import brats_ssl
 import numpy as np
+import torch
 from pathlib import Path
 from tqdm.auto import tqdm
-from .io import BratsError, find_cases, read_case, read_image, tumour_mask, write_image, write_json, write_text
+from .io import BratsError, atomic_path, find_cases, read_case, read_image, tumour_mask, write_image, write_json, write_text
 from .phantom import write_phantoms
 from .preprocess import preprocess_case, preprocess_dataset
 from .data import split_cases, cv_splits
@@ -23,7 +24,44 @@ from .methods import METHODS, method_title
 from .viz import plot_loss_curves, plot_slices, plot_surfaces, save_figure
 
 # %% auto #0
-__all__ = ['BUDGETS', 'predict_dataset', 'reproduce']
+__all__ = ['BUDGETS', 'resolve_checkpoints', 'predict_dataset', 'reproduce', 'export_onnx']
+
+# %% ../nbs/12_pipeline.ipynb #a88ea106
+def resolve_checkpoints(checkpoints, method: str | None = None) -> list[Path]:
+    """The checkpoint files that `checkpoints` names (one path or several): a checkpoint file; a run folder (its
+    `checkpoint_best.pt`); or the output folder of a cross-validated `reproduce`, whose folds' `runs/<method>_seed*/`
+    give one member each (`method` required). `BratsError` naming what is missing."""
+    out = []
+    for c in ([checkpoints] if isinstance(checkpoints, (str, Path)) else list(checkpoints)):
+        c = Path(c)
+        if not c.exists(): raise BratsError(f"{c}: checkpoint file does not exist")
+        if c.is_file(): out.append(c)
+        elif (c/'checkpoint_best.pt').is_file(): out.append(c/'checkpoint_best.pt')
+        elif c.is_dir() and any(c.glob('fold*/runs')):
+            if method is None: raise BratsError(f"{c}: a cross-validated run folder holds several methods: say which (`method`, `--method`)")
+            found = sorted(c.glob(f'fold*/runs/{method}_seed*/checkpoint_best.pt'))
+            if not found: raise BratsError(f"{c}: no fold holds a finished {method!r} run (fold*/runs/{method}_seed*/checkpoint_best.pt)")
+            out += found
+        else: raise BratsError(f"{c}: not a checkpoint file, a run folder with checkpoint_best.pt, or a cross-validated run folder")
+    if not out: raise BratsError("no checkpoint given")
+    return out
+
+def _ensemble_settings(states: list[dict], paths: list[Path]) -> tuple[dict, str]:
+    """The preprocessing the members share and the post-processing of the ensemble (the members' majority; a tie: 'none').
+    Members that were trained on differently preprocessed data are refused in one line naming the difference."""
+    first = states[0].get('preprocess')
+    for p, st in zip(paths, states):
+        if st.get('preprocess') is None:
+            raise BratsError(f"{p}: the checkpoint does not record how its training cases were preprocessed (no 'preprocess' "
+                             "entry), so new cases cannot be prepared the same way (spacing, margin, clipping); train from a folder "
+                             "made by `brats-ssl preprocess`")
+        diff = sorted(k for k in set(first) | set(st['preprocess']) if first.get(k) != st['preprocess'].get(k))
+        if diff:
+            raise BratsError(f"{p} and {paths[0]}: the checkpoints were trained on differently preprocessed data ("
+                             + '; '.join(f"{k} {st['preprocess'].get(k)} vs {first.get(k)}" for k in diff) + "): an ensemble needs one preprocessing")
+    votes = [st.get('postprocess', 'none') for st in states]
+    best = max(sorted(set(votes)), key=votes.count)
+    return first, best if votes.count(best) * 2 > len(votes) or len(set(votes)) == 1 else 'none'
 
 # %% ../nbs/12_pipeline.ipynb #9d017d18
 def _sha256(path) -> str:
@@ -36,29 +74,28 @@ def _stamp(path: Path) -> list:
     st = path.stat(); return [st.st_size, st.st_mtime_ns]
 
 def predict_dataset(checkpoint, data, out, overlap: float = 0.5, uncertainty: bool = False, device: str = 'auto',
-                    batch: int = 2, progress: bool = True, mirror: bool = False, overwrite: bool = False) -> list[Path]:
-    """Predict every case of `data` with `checkpoint`; returns the prediction files. Files that `out/predictions.json`
-    shows to come from this checkpoint and these settings are kept; any other existing file is an error unless
-    `overwrite`."""
+                    batch: int = 2, progress: bool = True, mirror: bool = False, overwrite: bool = False,
+                    method: str | None = None) -> list[Path]:
+    """Predict every case of `data` with `checkpoint`; returns the prediction files. `checkpoint`: one checkpoint or
+    several, an ensemble whose tumour probabilities are averaged (see `resolve_checkpoints`; `method` picks the folds'
+    runs of a cross-validated `reproduce` folder). Files that `out/predictions.json` shows to come from these checkpoints
+    (their SHA-256) and these settings are kept; any other existing file is an error unless `overwrite`."""
     if not 0 <= overlap < 1: raise BratsError(f"overlap must be in [0, 1) (a fraction of the window shared with the next), got {overlap}")
     dev = resolve_device(device)
-    state = load_checkpoint(checkpoint)
-    model = model_from_checkpoint(state, dev)
-    cfg = TrainConfig.from_dict(state['config'])
-    params = state.get('preprocess')
-    if params is None:
-        raise BratsError(f"{checkpoint}: the checkpoint does not record how its training cases were preprocessed (no 'preprocess' "
-                         "entry), so new cases cannot be prepared the same way (spacing, margin, clipping); train from a folder "
-                         "made by `brats-ssl preprocess`")
-    post = state.get('postprocess', 'none')      # chosen on the validation cases by `train`
+    paths = resolve_checkpoints(checkpoint, method)
+    states = [load_checkpoint(p) for p in paths]
+    params, post = _ensemble_settings(states, paths)    # post-processing: chosen on validation cases by `train`
+    models = [model_from_checkpoint(st, dev) for st in states]
+    cfgs = [TrainConfig.from_dict(st['config']) for st in states]
     cases = data if isinstance(data, (list, tuple)) else find_cases(data)
     out = Path(out)
-    made_by = dict(checkpoint_sha256=_sha256(checkpoint), overlap=overlap, mirror=mirror, postprocess=post,
+    shas = [_sha256(p) for p in paths]
+    made_by = dict(checkpoint_sha256=shas[0] if len(shas) == 1 else shas, overlap=overlap, mirror=mirror, postprocess=post,
                    brats_ssl=brats_ssl.__version__)
     record_path = out/'predictions.json'
     try: record = json.loads(record_path.read_text()) if record_path.exists() else {}
     except ValueError: record = {}
-    def ours(cid: str, name: str) -> bool:           # `out/name` provably written by this checkpoint with these settings
+    def ours(cid: str, name: str) -> bool:           # `out/name` provably written by these checkpoints with these settings
         r, p = record.get(cid), out/name
         return bool(r) and r['made_by'] == made_by and name in r['files'] and p.exists() and _stamp(p) == r['files'][name]
     todo, foreign = [], []
@@ -68,14 +105,15 @@ def predict_dataset(checkpoint, data, out, overlap: float = 0.5, uncertainty: bo
         todo.append(case)
         foreign += [out/n for n in names if (out/n).exists() and not ours(case.id, n)]
     if foreign and not overwrite:
-        raise BratsError(f"{out}: {len(foreign)} file(s) exist that were not written by {checkpoint} with these settings "
+        what = str(paths[0]) if len(paths) == 1 else f"the ensemble of {len(paths)} checkpoints ({paths[0]}, ...)"
+        raise BratsError(f"{out}: {len(foreign)} file(s) exist that were not written by {what} with these settings "
                          f"(overlap {overlap}, mirror {mirror}), e.g. {foreign[0].name}; nothing was overwritten. Use "
                          "another output folder, or overwrite them (`overwrite=True`, `--overwrite`)")
     errors = {}
     for case in tqdm(todo, desc='predict', unit='case', disable=not progress):
         try:
             pre = preprocess_case(case.flair, None, **params, channel=case.channel('flair'))   # from the path, so that errors name the file
-            mask, unc = predict_case(model, pre, cfg.patch, overlap, batch, dev, cfg.amp, uncertainty, post, mirror)
+            mask, unc = predict_case(models, pre, [c.patch for c in cfgs], overlap, batch, dev, cfgs[0].amp, uncertainty, post, mirror)
         except BratsError as e:
             errors[case.id] = str(e); continue
         files = [write_image(mask, pred_path(out, case.id))]
@@ -218,3 +256,41 @@ def reproduce(out='brats_ssl_reproduce', data=None, budget: str = 'quick', metho
     write_json(dict(budget=budget, settings=b, seeds=list(seeds), methods=list(methods), seconds=round(time.time() - t0, 1),
                     reused=reused, summaries=summaries, environment=environment()), out/'reproduce.json')   # seconds: this call's; `reused`: runs it did not train
     return summaries
+
+# %% ../nbs/12_pipeline.ipynb #117c65b4
+class _Probabilities(torch.nn.Module):
+    "A network followed by the softmax over its classes: what an exported model returns."
+    def __init__(self, net): super().__init__(); self.net = net
+    def forward(self, image): return torch.softmax(self.net(image), 1)
+
+def export_onnx(checkpoint, path, opset: int = 17) -> Path:
+    """Write the network of `checkpoint` as an ONNX model at `path`, for tools outside PyTorch (onnxruntime, MONAI Label,
+    3D Slicer). Input `image`: (B, 1, D, H, W) float32, a FLAIR preprocessed as `preprocess_case` does with the settings
+    in the model's metadata (crop to the brain, optional resampling, clip and z-score on the brain), each of D, H and W a
+    multiple of `brats_ssl.size_multiple`; batch and spatial sizes are free. Output `probabilities`: (B, 2, D, H, W), the
+    softmax (channel 1: whole tumour). The metadata also give the training patch, the post-processing chosen on validation
+    and the checkpoint's SHA-256. Needs the packages onnx and onnxruntime (`pip install -e ".[export]"`)."""
+    try: import onnx
+    except ImportError:
+        raise BratsError('exporting to ONNX needs the packages onnx and onnxruntime: pip install -e ".[export]" (or pip install onnx onnxruntime)') from None
+    state = load_checkpoint(checkpoint)
+    if state.get('preprocess') is None:
+        raise BratsError(f"{checkpoint}: the checkpoint does not record how its training cases were preprocessed (no 'preprocess' entry): "
+                         "an exported model could not say how to prepare its input; train from a folder made by `brats-ssl preprocess`")
+    cfg = TrainConfig.from_dict(state['config'])
+    net = _Probabilities(model_from_checkpoint(state).to(memory_format=torch.contiguous_format)).eval()
+    axes = {0: 'batch', 2: 'depth', 3: 'height', 4: 'width'}
+    meta = {'brats_ssl.version': brats_ssl.__version__, 'brats_ssl.preprocess': json.dumps(state['preprocess']),
+            'brats_ssl.size_multiple': str(2 ** (len(cfg.filters) - 1)), 'brats_ssl.patch': json.dumps(list(cfg.patch)),
+            'brats_ssl.postprocess': state.get('postprocess', 'none'), 'brats_ssl.classes': json.dumps(['background', 'whole tumour']),
+            'brats_ssl.checkpoint_sha256': _sha256(checkpoint)}
+    with atomic_path(path) as tmp, warnings.catch_warnings():
+        warnings.simplefilter('ignore')                 # the exporter's notes on tracing; the test below checks the numbers
+        torch.onnx.export(net, (torch.zeros(1, 1, *cfg.patch),), str(tmp), input_names=['image'], output_names=['probabilities'],
+                          dynamic_axes={'image': axes, 'probabilities': axes}, opset_version=opset, dynamo=False)
+        proto = onnx.load(str(tmp))
+        for k, v in meta.items():
+            entry = proto.metadata_props.add(); entry.key, entry.value = k, v
+        proto.doc_string = "brats_ssl whole-tumour segmentation of BraTS FLAIR (research use only, not for clinical use)"
+        onnx.save(proto, str(tmp))
+    return Path(path)
