@@ -25,6 +25,13 @@ def _cmd_preprocess(a):
     print(f"{len(ids)} cases preprocessed in {a.out}")
 
 # %% ../nbs/13_cli.ipynb #66f7cd8f
+def _flag(s: str) -> bool:
+    "A command-line boolean: true/false, yes/no, on/off or 1/0; anything else is an error, not a silent false."
+    v = s.strip().lower()
+    if v in ('1', 'true', 'yes', 'on'): return True
+    if v in ('0', 'false', 'no', 'off'): return False
+    raise argparse.ArgumentTypeError(f"{s!r} is not a boolean (true or false)")
+
 def _train_options(p, skip=('method',), budget: bool = False):
     """One option per `TrainConfig` field (but `skip`). `budget`: the options only override a budget's settings, so
     an option not given is left out (and the budget's value stays)."""
@@ -34,7 +41,7 @@ def _train_options(p, skip=('method',), budget: bool = False):
         if f.name in skip: continue
         flag, kw = '--' + f.name.replace('_', '-'), dict(default=argparse.SUPPRESS) if budget else dict(default=f.default)
         if f.name in ('patch', 'filters'): g.add_argument(flag, type=int, nargs='+', **kw)
-        elif f.type in ('bool',) or isinstance(f.default, bool): g.add_argument(flag, type=lambda s: s.lower() in ('1', 'true', 'yes', 'on'), metavar='{true,false}', **kw)
+        elif f.type in ('bool',) or isinstance(f.default, bool): g.add_argument(flag, type=_flag, metavar='{true,false}', **kw)
         elif f.name == 'norm': g.add_argument(flag, choices=['batch', 'instance', 'none'], **kw)
         elif f.default is None: g.add_argument(flag, type=int, **kw)
         else: g.add_argument(flag, type=type(f.default), **kw)
@@ -179,21 +186,23 @@ def main(argv=None) -> int:
     def show(message, category, filename, lineno, file=None, line=None):   # the package's warnings as one plain line
         if issubclass(category, BratsWarning): print(f"brats-ssl {a.command}: warning: {message}", file=sys.stderr)
         else: shown(message, category, filename, lineno, file, line)
-    shown, warnings.showwarning = warnings.showwarning, show
+    shown = warnings.showwarning
     log = logging.getLogger('brats_ssl')                 # what was found where: one line per data folder
     said, level = logging.StreamHandler(sys.stderr), log.level
     said.setFormatter(logging.Formatter(f"brats-ssl {a.command}: %(message)s"))
     log.addHandler(said); log.setLevel(logging.INFO)
-    try:
-        a.func(a)
-    except BratsError as e:
-        if a.debug: traceback.print_exc()
-        print(f"brats-ssl {a.command}: error: {e}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print(f"brats-ssl {a.command}: interrupted", file=sys.stderr)
-        return 130
-    finally:
-        warnings.showwarning = shown
-        log.removeHandler(said); log.setLevel(level)
+    with warnings.catch_warnings():                      # the filters and showwarning come back after the command
+        warnings.simplefilter('always', BratsWarning)    # what is left out is told even under PYTHONWARNINGS=ignore
+        warnings.showwarning = show
+        try:
+            a.func(a)
+        except BratsError as e:
+            if a.debug: traceback.print_exc()
+            print(f"brats-ssl {a.command}: error: {e}", file=sys.stderr)
+            return 2
+        except KeyboardInterrupt:
+            print(f"brats-ssl {a.command}: interrupted", file=sys.stderr)
+            return 130
+        finally:
+            log.removeHandler(said); log.setLevel(level)
     return 0

@@ -200,6 +200,8 @@ def reproduce(out='brats_ssl_reproduce', data=None, budget: str = 'quick', metho
     methods = tuple(METHODS) if methods is None else tuple(methods)
     bad = [m for m in methods if m not in METHODS]
     if bad: raise BratsError(f"unknown method {', '.join(map(repr, bad))}: choose from {', '.join(METHODS)}")
+    clash = sorted(k for k in overrides if k in ('seed', 'method'))
+    if clash: raise BratsError(f"reproduce trains every method with every seed: give seeds=(...) and methods=(...), not {', '.join(k + '=' for k in clash)}")
     unknown = sorted(k for k in overrides if k not in BUDGETS[budget] and k not in ('folds', 'mirror') and k not in TrainConfig.__dataclass_fields__)
     if unknown: raise BratsError(f"unknown setting {', '.join(map(repr, unknown))}: a budget setting ({', '.join(BUDGETS[budget])}) or a training option")
     b = {'folds': None, 'mirror': False, **BUDGETS[budget], 'train': dict(BUDGETS[budget]['train'])}

@@ -566,3 +566,15 @@ def test_reproducibility(prep, tmp_path):
     # what the weights depend on beyond the versions: the CPU and the math libraries torch was built with
     assert env['cpu'] and env['cpu_capability'] and env['threads'] == torch.get_num_threads() and 'onednn' in env and 'mkl' in env
     if torch.backends.mkldnn.is_available(): assert env['onednn'][0].isdigit(), env['onednn']
+
+
+def test_cli_warnings_survive_pythonwarnings_ignore(tmp_path, phantom):
+    "What the command leaves out is told even where PYTHONWARNINGS=ignore quiets other libraries' warnings."
+    import os, subprocess, sys
+    flair, seg = phantom
+    data = tmp_path / 'data'
+    put_case(data, flair, seg)
+    (data / 'C11').mkdir(); (data / 'C11' / 'C11_seg.nii.gz').write_bytes(b'')
+    p = subprocess.run([sys.executable, '-c', 'import sys; from brats_ssl.cli import main; sys.exit(main())', 'preprocess', str(data),
+                        str(tmp_path / 'prep'), '--workers', '1'], capture_output=True, text=True, env={**os.environ, 'PYTHONWARNINGS': 'ignore'})
+    assert p.returncode == 0 and 'brats-ssl preprocess: warning: not used:' in p.stderr and 'C11_seg.nii.gz' in p.stderr, p.stderr
