@@ -15,6 +15,7 @@ min_python = cfg['min_python']
 requirements = shlex.split(cfg.get('requirements', ''))
 dev_requirements = shlex.split(cfg.get('dev_requirements', ''))
 export_requirements = shlex.split(cfg.get('export_requirements', ''))
+viewer_requirements = shlex.split(cfg.get('viewer_requirements', ''))
 
 setuptools.setup(
     name=cfg['lib_name'],
@@ -30,7 +31,7 @@ setuptools.setup(
     packages=setuptools.find_packages(include=[cfg['lib_path'], cfg['lib_path'] + '.*']),
     include_package_data=True,
     install_requires=requirements,
-    extras_require={'dev': dev_requirements, 'export': export_requirements},
+    extras_require={'dev': dev_requirements, 'export': export_requirements, 'viewer': viewer_requirements},
     python_requires='>=' + min_python,
     long_description=open('README.md', encoding='utf-8').read(),
     long_description_content_type='text/markdown',

@@ -343,8 +343,10 @@ def _png(rgb: np.ndarray, aspect: float, title: str, width: float = 5.0) -> byte
 def slice_viewer(flair, overlays: dict, spacing=None, axis: str = 'z', index: int | None = None, colors: dict | None = None,
                  alpha: float = 0.5, width: float = 5.0):
     """An ipywidgets VBox (view buttons, slice slider, a check box per overlay, image) showing `render_slice` of `flair`
-    with `overlays` (masks and float maps, e.g. {'ground truth': gt, 'unet': pred, 'uncertainty': u})."""
-    import ipywidgets as W
+    with `overlays` (masks and float maps, e.g. {'ground truth': gt, 'unet': pred, 'uncertainty': u}). Needs ipywidgets
+    (`pip install -e ".[viewer]"`)."""
+    try: import ipywidgets as W
+    except ImportError: raise BratsError('slice_viewer needs ipywidgets: pip install -e ".[viewer]" (or pip install ipywidgets)') from None
     vols, sp = _volumes({'FLAIR': flair, **overlays}, spacing)
     f = vols.pop('FLAIR')
     colors = _palette(vols, colors)
@@ -398,7 +400,7 @@ def view_3d(flair, masks: dict, spacing=None, **kwargs):
         return view(image=image, **kwargs)
     except ModuleNotFoundError as e:
         if e.name != 'itkwidgets': raise
-        raise BratsError("view_3d needs itkwidgets: pip install 'itkwidgets==1.0a55' 'ngff-zarr<0.33'") from None
+        raise BratsError('view_3d needs itkwidgets: pip install -e ".[viewer]" (or pip install "itkwidgets==1.0a55" "ngff-zarr<0.33")') from None
     except (RuntimeError, AttributeError) as e:
         raise BratsError(f"itkwidgets could not open a viewer ({type(e).__name__}: {e}); it needs a live Jupyter kernel in "
                          "JupyterLab with the imjoy extension, and internet access") from None

@@ -578,3 +578,16 @@ def test_cli_warnings_survive_pythonwarnings_ignore(tmp_path, phantom):
     p = subprocess.run([sys.executable, '-c', 'import sys; from brats_ssl.cli import main; sys.exit(main())', 'preprocess', str(data),
                         str(tmp_path / 'prep'), '--workers', '1'], capture_output=True, text=True, env={**os.environ, 'PYTHONWARNINGS': 'ignore'})
     assert p.returncode == 0 and 'brats-ssl preprocess: warning: not used:' in p.stderr and 'C11_seg.nii.gz' in p.stderr, p.stderr
+
+
+def test_viewers_say_what_to_install():
+    "The package runs without the widget libraries; the viewers name the extra to install when they are missing."
+    import subprocess, sys
+    code = ("import builtins; real = builtins.__import__\n"
+            "def imp(name, *a, **k):\n    if name.split('.')[0] in ('ipywidgets', 'itkwidgets'): raise ModuleNotFoundError(name=name.split('.')[0])\n    return real(name, *a, **k)\n"
+            "builtins.__import__ = imp\nimport numpy as np\nfrom brats_ssl.viz import slice_viewer, view_3d\nfrom brats_ssl.io import BratsError\n"
+            "for f in (lambda: slice_viewer(np.zeros((4, 4, 4)), {}), lambda: view_3d(np.zeros((4, 4, 4)), {})):\n"
+            "    try: f(); print('no error')\n    except BratsError as e: print(e)\n")
+    p = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True)
+    lines = p.stdout.splitlines()
+    assert p.returncode == 0 and len(lines) == 2 and all('pip install -e ".[viewer]"' in l for l in lines), (p.stdout, p.stderr)
