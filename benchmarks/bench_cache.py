@@ -1,10 +1,10 @@
-"""The preprocessing cache on disk: size, write time and load time of each encoding, on the real cases (issue 15).
+"""The preprocessing cache on disk: size, write time and load time of each encoding, on the real cases.
 
     python benchmarks/bench_cache.py [--data DIR] [--reps 3]
 
 Every case is preprocessed once (at 1 mm, in memory); its image and label arrays are then written and read back in
-each encoding in turn, `--reps` times, interleaved so that all encodings see the same machine: `.npy` (the cache
-until issue 15), gzip (`np.savez_compressed`, about what a `.nii.gz` costs) and the package's Blosc LZ4 frames
+each encoding in turn, `--reps` times, interleaved so that all encodings see the same machine: `.npy` (the cache's
+earlier format), gzip (`np.savez_compressed`, about what a `.nii.gz` costs) and the package's Blosc LZ4 frames
 (`save_array` / `load_array`). Each read must give the arrays back bit for bit. Prints the medians per case.
 """
 from __future__ import annotations

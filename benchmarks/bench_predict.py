@@ -6,7 +6,7 @@
 For the first case and the case with the largest brain box: read + preprocess + predict + restore (`predict_case`)
 with UNet3D(16..256) at 1 mm, the paper's network (random weights with non-trivial batch-norm statistics, the same in
 every process; or `--checkpoint`). Each run is a fresh process, so that its peak resident memory (VmHWM, or the CUDA
-peak) is its own; the two ways alternate. 'whole' is the pass before issue 15 (no slabs, glibc's default heap, tiles
+peak) is its own; the two ways alternate. 'whole' is the earlier pass (no slabs, glibc's default heap, tiles
 of the training patch beyond `MAX_WINDOW_VOXELS`).
 Prints every run (seconds, peak MB, the memory already held before prediction), then per case the median time ratio
 slabs / whole with its range, and what changed: the mask voxels that differ and the largest difference of the tumour

@@ -1,4 +1,4 @@
-"""Preprocessing of one case, this tree against another commit's, interleaved in one process (issue 15).
+"""Preprocessing of one case, this tree against another commit's, interleaved in one process.
 
     python benchmarks/bench_preprocess.py [--against HEAD~1] [--data DIR] [--reps 2]
 

@@ -1,4 +1,4 @@
-"""Two ideas for a faster supervised step, each timed against the package's own step in interleaved pairs (issue 15).
+"""Two ideas for a faster supervised step, each timed against the package's own step in interleaved pairs.
 
     python benchmarks/bench_step_variants.py --variant compile|no-norm [--size 64] [--pairs 6]
 

@@ -276,15 +276,13 @@ def export_onnx(checkpoint, path, opset: int = 17) -> Path:
     except ImportError:
         raise BratsError('exporting to ONNX needs the packages onnx and onnxruntime: pip install -e ".[export]" (or pip install onnx onnxruntime)') from None
     state = load_checkpoint(checkpoint)
-    if state.get('preprocess') is None:
-        raise BratsError(f"{checkpoint}: the checkpoint does not record how its training cases were preprocessed (no 'preprocess' entry): "
-                         "an exported model could not say how to prepare its input; train from a folder made by `brats-ssl preprocess`")
+    params, post = _ensemble_settings([state], [Path(checkpoint)])     # an ensemble of one: its checks and settings
     cfg = TrainConfig.from_dict(state['config'])
     net = _Probabilities(model_from_checkpoint(state).to(memory_format=torch.contiguous_format)).eval()
     axes = {0: 'batch', 2: 'depth', 3: 'height', 4: 'width'}
-    meta = {'brats_ssl.version': brats_ssl.__version__, 'brats_ssl.preprocess': json.dumps(state['preprocess']),
+    meta = {'brats_ssl.version': brats_ssl.__version__, 'brats_ssl.preprocess': json.dumps(params),
             'brats_ssl.size_multiple': str(2 ** (len(cfg.filters) - 1)), 'brats_ssl.patch': json.dumps(list(cfg.patch)),
-            'brats_ssl.postprocess': state.get('postprocess', 'none'), 'brats_ssl.classes': json.dumps(['background', 'whole tumour']),
+            'brats_ssl.postprocess': post, 'brats_ssl.classes': json.dumps(['background', 'whole tumour']),
             'brats_ssl.checkpoint_sha256': _sha256(checkpoint)}
     with atomic_path(path) as tmp, warnings.catch_warnings():
         warnings.simplefilter('ignore')                 # the exporter's notes on tracing; the test below checks the numbers

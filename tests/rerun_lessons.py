@@ -28,7 +28,7 @@ def rerun(fn: Path, skip: set[str]) -> float:
     nb = read_nb(fn)
     keep = lambda cell: cell.cell_type != 'code' or bool(_flags(cell.source) & skip) or 'eval: false' in cell.source
     t0, cwd = time.time(), os.getcwd()
-    shell = CaptureShell(fn)
+    shell = CaptureShell(fn, mpl_format='png')           # plain PNG, as Jupyter saves it; execnb's default 'retina' doubles each figure
     try:
         os.chdir(fn.parent)
         shell.run_all(nb, exc_stop=True, preproc=keep)
