@@ -192,10 +192,12 @@ def _same_experiment(out: Path, now: dict) -> None:
     else: write_json(now, path)
 
 def reproduce(out='brats_ssl_reproduce', data=None, budget: str = 'quick', methods=None,
-              seeds=(0,), device: str = 'auto', progress: bool = True, **overrides) -> dict:
+              seeds=(0,), device: str = 'auto', progress: bool = True, fold=None, **overrides) -> dict:
     """Run the whole comparison; returns the summaries per method. `overrides` change the budget's settings (`folds`:
     cross-validation over all labelled cases) or its `train` options (any `TrainConfig` field). `methods`: keys of
-    `METHODS` (default: all of them)."""
+    `METHODS` (default: all of them). `fold` (an index or a list) runs only those folds of a cross-validation, as
+    nnU-Net trains one fold per call: calls into the same `out` with different folds continue one experiment, and the
+    tables and figures of each call are of the folds it ran."""
     if budget not in BUDGETS: raise BratsError(f"unknown budget {budget!r}: choose {', '.join(BUDGETS)}")
     methods = tuple(METHODS) if methods is None else tuple(methods)
     bad = [m for m in methods if m not in METHODS]
@@ -225,9 +227,13 @@ def reproduce(out='brats_ssl_reproduce', data=None, budget: str = 'quick', metho
         dirs = [out/f"fold{k}" for k in range(len(splits))]
     else:
         splits, dirs = [split_cases(labelled_ids, b['labelled'], b['val'], b['test'], unlabelled_ids, b['unlabelled'], seed=0)], [out]
+    ks = list(range(len(splits))) if fold is None else sorted({fold} if isinstance(fold, int) else set(fold))
+    if fold is not None and (not b['folds'] or any(k not in range(len(splits)) for k in ks)):
+        raise BratsError(f"fold {fold}: " + (f"choose among 0..{len(splits) - 1}" if b['folds'] else "folds exist only with cross-validation (folds=...)"))
+    splits, dirs = [splits[k] for k in ks], [dirs[k] for k in ks]
     scan = threshold_scan(data, ids=sorted({c for s in splits for c in s['labelled'] + s['val']}), progress=False)
     rows, runs, reused = [], [], []
-    for k, (split, fdir) in enumerate(zip(splits, dirs)):
+    for k, split, fdir in zip(ks, splits, dirs):
         r, fr, ru = _run_fold(fdir, data, out/'prep', split, scan, b, methods, seeds, device, progress, k if b['folds'] else None)
         rows += r; runs.append(fr); reused += ru
         if b['folds']:
@@ -239,7 +245,8 @@ def reproduce(out='brats_ssl_reproduce', data=None, budget: str = 'quick', metho
     summaries = {k: (v[0] if len(v) == 1 else seed_summary(v)) for k, v in per_seed.items()}
     summaries['Threshold (no learning)'] = summarise([x for x in rows if x['method'] == 'threshold'])
     n = len({x['case'] for x in rows})
-    where = f"the {n} test cases of {b['folds']}-fold cross-validation" if b['folds'] else f"the {n} test cases"
+    where = (f"the {n} test cases of {b['folds']}-fold cross-validation" + ('' if fold is None else f" (fold{'s' * (len(ks) > 1)} {', '.join(map(str, ks))})")
+             if b['folds'] else f"the {n} test cases")
     spread = (f"mean ± std over {where} (seed {seeds[0]})" if len(seeds) == 1 else
               f"networks: mean ± std across seeds {', '.join(map(str, seeds))} of the mean over {where}; threshold: mean ± std over the test cases")
     write_table1(summaries, out, reference=PAPER_TABLE1, caption=f"Test set, {spread}. Rows marked (paper): the paper's Table 1 (BraTS 2019), for orientation.")
@@ -255,7 +262,7 @@ def reproduce(out='brats_ssl_reproduce', data=None, budget: str = 'quick', metho
     masks = {method_title(m): read_image(pred_path(dirs[0]/'predictions'/f"{m}_seed{seeds[0]}", case.id)) for m in methods}
     save_figure(plot_slices(flair, masks, ref=tumour_mask(seg, case.labels), case_title=case.id), figs/'fig2_slices.png')
     save_figure(plot_surfaces(masks, ref=tumour_mask(seg, case.labels), case_title=case.id), figs/'fig2_surfaces.png')
-    write_json(dict(budget=budget, settings=b, seeds=list(seeds), methods=list(methods), seconds=round(time.time() - t0, 1),
+    write_json(dict(budget=budget, settings=b, seeds=list(seeds), methods=list(methods), folds_run=ks if b['folds'] else None, seconds=round(time.time() - t0, 1),
                     reused=reused, summaries=summaries, environment=environment()), out/'reproduce.json')   # seconds: this call's; `reused`: runs it did not train
     return summaries
 
