@@ -15,22 +15,39 @@ __all__ = ['parser', 'main']
 # %% ../nbs/13_cli.ipynb #81153b2b
 def _cmd_phantom(a):
     from brats_ssl.phantom import write_phantoms
-    cases = write_phantoms(a.out, n=a.n, seed=a.seed, size=tuple(a.size), spacing=tuple(a.spacing))
+    cases = write_phantoms(a.out, n=a.n, seed=a.seed, size=tuple(a.size), spacing=tuple(a.spacing), modalities=tuple(a.modalities))
     print(f"{len(cases)} synthetic cases in {a.out}")
 
 # %% ../nbs/13_cli.ipynb #74f3e0ba
 def _cmd_preprocess(a):
     from brats_ssl.preprocess import preprocess_dataset
-    ids = preprocess_dataset(a.data, a.out, spacing=a.spacing, margin=a.margin, workers=a.workers)
+    ids = preprocess_dataset(a.data, a.out, spacing=a.spacing, margin=a.margin, workers=a.workers, modalities=a.modalities, regions=a.regions)
     print(f"{len(ids)} cases preprocessed in {a.out}")
 
 # %% ../nbs/13_cli.ipynb #66f7cd8f
+def _count_arg(s: str):
+    "A number of cases ('25': an int) or a fraction of them ('0.5', '1.0': a float from 0 to 1), as `split_cases` takes them."
+    try: return int(s)
+    except ValueError: pass
+    try: return float(s)
+    except ValueError: raise argparse.ArgumentTypeError(f"{s!r} is neither a number of cases nor a fraction") from None
+
 def _flag(s: str) -> bool:
     "A command-line boolean: true/false, yes/no, on/off or 1/0; anything else is an error, not a silent false."
     v = s.strip().lower()
     if v in ('1', 'true', 'yes', 'on'): return True
     if v in ('0', 'false', 'no', 'off'): return False
     raise argparse.ArgumentTypeError(f"{s!r} is not a boolean (true or false)")
+
+def _input_output_option(g, name: str, **kw):
+    "`--modalities` (the network's input channels) or `--regions` (what it segments), as preprocessing and training take them."
+    from brats_ssl.io import MODALITIES, REGIONS
+    if name == 'modalities':
+        g.add_argument('--modalities', nargs='+', choices=list(MODALITIES), metavar='MODALITY', help="input channels: flair and any of "
+                       "t1 t1ce t2 (default: flair)", **kw)
+    else:
+        g.add_argument('--regions', nargs='+', choices=list(REGIONS), metavar='REGION', help="wt: the whole tumour (default); wt tc et: "
+                       "the three BraTS regions, predicted as a label map in the data's convention", **kw)
 
 def _train_options(p, skip=('method',), budget: bool = False):
     """One option per `TrainConfig` field (but `skip`). `budget`: the options only override a budget's settings, so
@@ -41,6 +58,7 @@ def _train_options(p, skip=('method',), budget: bool = False):
         if f.name in skip: continue
         flag, kw = '--' + f.name.replace('_', '-'), dict(default=argparse.SUPPRESS) if budget else dict(default=f.default)
         if f.name in ('patch', 'filters'): g.add_argument(flag, type=int, nargs='+', **kw)
+        elif f.name in ('modalities', 'regions'): _input_output_option(g, f.name, **kw)
         elif f.type in ('bool',) or isinstance(f.default, bool): g.add_argument(flag, type=_flag, metavar='{true,false}', **kw)
         elif f.name == 'norm': g.add_argument(flag, choices=['batch', 'instance', 'none'], **kw)
         elif f.default is None: g.add_argument(flag, type=int, **kw)
@@ -50,7 +68,7 @@ def _cmd_train(a):
     from brats_ssl.train import TrainConfig, train
     from brats_ssl.data import split_cases
     from brats_ssl.preprocess import list_preprocessed, load_record
-    cfg = TrainConfig.from_dict({k: v for k, v in vars(a).items() if k != 'resume'})
+    cfg = TrainConfig.from_dict({k: v for k, v in vars(a).items() if k in TrainConfig.__dataclass_fields__}, strict=True)
     if a.split:
         try: split = json.loads(Path(a.split).read_text())
         except (OSError, ValueError) as e: raise BratsError(f"{a.split}: cannot read split ({e})") from None
@@ -76,12 +94,15 @@ def _cmd_export(a):
 
 # %% ../nbs/13_cli.ipynb #304f3489
 def _cmd_evaluate(a):
-    from brats_ssl.evaluate import evaluate_predictions, summarise, write_rows
-    rows = evaluate_predictions(a.pred, a.data)
-    print(f"{'case':<28} {'Dice':>7} {'RAVD':>7} {'HD95':>8} {'ASD':>7}")
-    for r in rows: print(f"{r['case']:<28} {r['dice']:7.4f} {r['ravd']:7.4f} {r['hd95']:8.3f} {r['asd']:7.3f}")
-    s = summarise(rows)
-    print(f"{'mean':<28} " + ' '.join(f"{s[k]['mean']:{w}}" for k, w in (('dice', '7.4f'), ('ravd', '7.4f'), ('hd95', '8.3f'), ('asd', '7.3f'))))
+    from brats_ssl.evaluate import evaluate_predictions, summarise, write_rows, region_key
+    rows = evaluate_predictions(a.pred, a.data, regions=tuple(a.regions))
+    s, cols = summarise(rows), (('dice', '7.4f'), ('ravd', '7.4f'), ('hd95', '8.3f'), ('asd', '7.3f'))
+    for reg in a.regions:
+        k = lambda m: region_key(m, reg)
+        if len(a.regions) > 1: print(f"{reg.upper()}:")
+        print(f"{'case':<28} {'Dice':>7} {'RAVD':>7} {'HD95':>8} {'ASD':>7}")
+        for r in rows: print(f"{r['case']:<28} " + ' '.join(f"{r[k(m)]:{w}}" for m, w in cols))
+        print(f"{'mean':<28} " + ' '.join(f"{s[k(m)]['mean']:{w}}" for m, w in cols))
     if a.out: write_rows(rows, a.out); print(f"per-case table: {a.out}")
 
 # %% ../nbs/13_cli.ipynb #8c9fa9c5
@@ -114,16 +135,18 @@ def parser() -> argparse.ArgumentParser:
                "checkpoint to resume from.")
     p.add_argument('--debug', action='store_true', help='show full tracebacks on errors')
     sub = p.add_subparsers(dest='command', metavar='COMMAND', required=True)
-    s = sub.add_parser('phantom', help='write synthetic BraTS-like cases', description='Write N synthetic BraTS-like cases (FLAIR + labels) in the BraTS folder layout.')
+    s = sub.add_parser('phantom', help='write synthetic BraTS-like cases', description='Write N synthetic BraTS-like cases (FLAIR, with --modalities also T1, T1ce and T2, and labels) in the BraTS folder layout.')
     s.add_argument('out'); s.add_argument('--n', type=int, default=16); s.add_argument('--seed', type=int, default=0)
     s.add_argument('--size', type=int, nargs=3, default=(80, 80, 52), metavar=('X', 'Y', 'Z'))
     s.add_argument('--spacing', type=float, nargs=3, default=(3.0, 3.0, 3.0), metavar=('X', 'Y', 'Z'))
+    _input_output_option(s, 'modalities', default=('flair',))
     s.set_defaults(func=_cmd_phantom)
     s = sub.add_parser('preprocess', help='preprocess a BraTS folder', description='Crop, normalise and cache every case of DATA into OUT (DATA is only read). ' + _DATA_HELP)
     s.add_argument('data'); s.add_argument('out')
     s.add_argument('--spacing', type=float, default=None, help='resample to this isotropic spacing (mm)')
     s.add_argument('--margin', type=int, default=4, help='voxels kept around the brain')
     s.add_argument('--workers', type=int, default=None, help='processes (default: all cores)')
+    _input_output_option(s, 'modalities', default=('flair',)); _input_output_option(s, 'regions', default=('wt',))
     s.set_defaults(func=_cmd_preprocess)
     from brats_ssl.methods import METHODS
     from brats_ssl.pipeline import BUDGETS
@@ -133,9 +156,9 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument('--method', choices=list(METHODS), default='uamt')
     s.add_argument('--split', help='JSON split file (labelled/unlabelled/val/test lists); default: drawn from the counts below')
     for name, default, what in (('labelled', 0.075, 'labelled training'), ('val', 0.075, 'validation'), ('test', 0.18, 'test')):
-        s.add_argument(f'--{name}', type=float, default=default,
-                       help=f"{what} cases: a number, or a fraction (< 1) of the cases with a label (default {default}: the paper's 25, 25 and 60 of 335)")
-    s.add_argument('--unlabelled', type=float, default=None, help='unlabelled training cases, number or fraction (default: all the rest)')
+        s.add_argument(f'--{name}', type=_count_arg, default=default,
+                       help=f"{what} cases: a number (25), or a fraction of the cases with a label (0.5; 1.0: all) (default {default}: the paper's 25, 25 and 60 of 335)")
+    s.add_argument('--unlabelled', type=_count_arg, default=None, help='unlabelled training cases, number or fraction (default: all the rest)')
     s.add_argument('--split-seed', type=int, default=0)
     s.add_argument('--resume', action='store_true', help='continue from OUT/checkpoint_last.pt')
     _train_options(s)
@@ -158,6 +181,7 @@ def parser() -> argparse.ArgumentParser:
     s.set_defaults(func=_cmd_export)
     s = sub.add_parser('evaluate', help='Dice, RAVD, HD95, ASD of predictions', description='Compare PRED/<case>_pred.nii.gz with the whole tumour of the labels in DATA, read in their own convention. ' + _DATA_HELP)
     s.add_argument('pred'); s.add_argument('data'); s.add_argument('--out', help='write the per-case table as CSV')
+    _input_output_option(s, 'regions', default=('wt',))
     s.set_defaults(func=_cmd_evaluate)
     s = sub.add_parser('reproduce', help='the whole comparison (Table 1 and figures)', description='Synthetic data (or --data), preprocessing, the three methods, predictions, Table 1 and figures. A rerun into the same --out continues the same experiment (after an interruption, say); one with another budget, setting or data folder is refused.')
     s.add_argument('--out', default='brats_ssl_reproduce'); s.add_argument('--data', default=None, help='a BraTS folder in any layout, or a CSV manifest (default: synthetic cases)')

@@ -18,8 +18,10 @@ __all__ = ['INTENSITY_RANGES', 'split_cases', 'cv_splits', 'PatchParams', 'draw_
 
 # %% ../nbs/03_data.ipynb #2e79fd72
 def _count(n, total: int) -> int:
-    "`n` cases, or the fraction `n` (< 1) of `total` rounded, and at least one when the fraction is not 0."
-    if isinstance(n, float) and 0 <= n < 1: return max(int(round(n * total)), 1 if n > 0 and total > 0 else 0)
+    """`n` cases when `n` is an int; when it is a float in [0, 1], the fraction `n` of `total` rounded (1.0: all of them),
+    at least one when the fraction is not 0. A float above 1 must be a whole number of cases."""
+    if isinstance(n, float) and 0 <= n <= 1: return max(int(round(n * total)), 1 if n > 0 and total > 0 else 0)
+    if isinstance(n, float) and n != int(n): raise BratsError(f"{n} cases: give a whole number of cases, or a fraction between 0 and 1")
     return int(n)
 
 def split_cases(labelled_ids: list[str], n_labelled, n_val, n_test, unlabelled_ids: list[str] = (),
@@ -39,8 +41,10 @@ def split_cases(labelled_ids: list[str], n_labelled, n_val, n_test, unlabelled_i
 # %% ../nbs/03_data.ipynb #772d82e1
 def cv_splits(labelled_ids: list[str], folds: int, n_labelled, n_val, unlabelled_ids: list[str] = (), seed: int = 0,
               n_unlabelled=None) -> list[dict]:
-    """`folds` seeded splits (see `split_cases`) whose test sets partition `labelled_ids`; the rest of each fold: labelled,
-    val, unlabelled. `n_unlabelled`: how many of the rest are unlabelled (a number or a fraction; None: all of them)."""
+    """`folds` seeded splits whose test sets partition `labelled_ids`; the rest of each fold: labelled, val, unlabelled.
+    Counts are ints or fractions (floats in [0, 1]) as in `split_cases`, but a fraction here is of the fold's non-test
+    labelled cases (`n_labelled=0.8`: 80 % of them), not of all. `n_unlabelled`: how many of what is left are
+    unlabelled (a number or a fraction of those; None: all of them)."""
     ids = sorted(labelled_ids)
     if not 2 <= folds <= len(ids): raise BratsError(f"cross-validation: need 2 to {len(ids)} folds for {len(ids)} labelled cases, got {folds}")
     order = [ids[i] for i in np.random.default_rng(seed).permutation(len(ids))]
@@ -113,7 +117,8 @@ def apply_intensity(x: np.ndarray, p: PatchParams) -> np.ndarray:
 
 # %% ../nbs/03_data.ipynb #e0d29db0
 class PatchDataset(Dataset):
-    "Random patches from volumes: item `i` is `(x (1, D, H, W) float32, y (D, H, W) int64)`; y is all -1 for unlabelled volumes."
+    """Random patches from volumes (images [D, H, W], or [C, D, H, W] with several modalities, cut and augmented alike):
+    item `i` is `(x (C, D, H, W) float32, y (D, H, W) int64)`; y is all -1 for unlabelled volumes."""
     def __init__(self, volumes: list[tuple[np.ndarray, np.ndarray | None]], patch, seed: int = 0,
                  augment: bool = True, fg_prob: float = 0.0, intensity: float = 0.0):
         if not volumes: raise BratsError("PatchDataset: no volumes")
@@ -131,12 +136,13 @@ class PatchDataset(Dataset):
         rng = np.random.default_rng([self.seed, i])
         v = int(rng.integers(len(self.volumes)))
         x, y = self.volumes[v]
-        p = draw_patch(rng, x.shape, self.patch, self.augment, self.intensity)
+        shape = np.shape(x)[-3:]
+        p = draw_patch(rng, shape, self.patch, self.augment, self.intensity)
         if y is not None and self.fg_prob > 0 and rng.random() < self.fg_prob:
             fg = np.argwhere(y > 0)
             if len(fg):
-                c = fg[rng.integers(len(fg))] + [a for a, _ in _padding(x.shape, self.patch)]
-                padded = [s + a + b for s, (a, b) in zip(x.shape, _padding(x.shape, self.patch))]
+                c = fg[rng.integers(len(fg))] + [a for a, _ in _padding(shape, self.patch)]
+                padded = [s + a + b for s, (a, b) in zip(shape, _padding(shape, self.patch))]
                 start = tuple(int(np.clip(ci - n // 2, 0, s - n)) for ci, n, s in zip(c, self.patch, padded))
                 p = replace(p, start=start)
         return v, p
@@ -144,7 +150,9 @@ class PatchDataset(Dataset):
     def __getitem__(self, i: int):
         v, p = self.params(i)
         x, y = self.volumes[v]
-        xp = torch.from_numpy(apply_intensity(apply_patch(np.asarray(x, np.float32), p, self.patch), p))[None]
+        x = np.asarray(x, np.float32)
+        if x.ndim == 3: xp = torch.from_numpy(apply_intensity(apply_patch(x, p, self.patch), p))[None]
+        else: xp = torch.from_numpy(np.stack([apply_intensity(apply_patch(c, p, self.patch), p) for c in x]))
         yp = (torch.full(self.patch, -1, dtype=torch.int64) if y is None
               else torch.from_numpy(apply_patch(np.asarray(y), p, self.patch).astype(np.int64)))
         return xp, yp

@@ -10,20 +10,21 @@ import numpy as np
 import SimpleITK as sitk
 from scipy import ndimage as ndi
 from tqdm.auto import tqdm
-from .io import BratsError, BratsWarning, Geometry, find_cases, read_case, read_image, tumour_mask, write_image, atomic_path
+from .io import (REGIONS, REGION_NAMES, BratsError, BratsWarning, Geometry, find_cases, label_convention, read_case, read_image,
+                          region_levels, region_mask, tumour_mask, write_image, atomic_path)
 from .metrics import segmentation_metrics
 from .infer import largest_component
 from .preprocess import brain_mask, box_slices, check_flair, zscore
 
 # %% auto #0
 __all__ = ['CASE_FIELDS', 'METRICS', 'HIGHER_IS_BETTER', 'PRED_SUFFIX', 'TEXT_FIELDS', 'METRIC_HEADERS', 'DIGITS', 'PAPER_TABLE1',
-           'THRESHOLD_Z', 'evaluate_case', 'pred_path', 'evaluate_predictions', 'write_rows', 'read_rows', 'summarise',
-           'table1', 'write_table1', 'threshold_segmentation', 'threshold_predictions', 'threshold_scan']
+           'THRESHOLD_Z', 'evaluate_case', 'region_key', 'check_regions', 'region_fields', 'evaluate_regions',
+           'pred_path', 'evaluate_predictions', 'write_rows', 'read_rows', 'summarise', 'table1', 'write_table1',
+           'threshold_segmentation', 'threshold_predictions', 'threshold_scan']
 
 # %% ../nbs/10_evaluate.ipynb #1b265503
 CASE_FIELDS = ['case', 'dice', 'ravd', 'hd95', 'asd', 'ref_ml', 'pred_ml']
 METRICS = ('dice', 'ravd', 'hd95', 'asd')
-HIGHER_IS_BETTER = {'dice': True, 'ravd': False, 'hd95': False, 'asd': False, 'ref_ml': None, 'pred_ml': None}
 
 # %% ../nbs/10_evaluate.ipynb #7c34b6e6
 def _mask_array(x) -> np.ndarray:
@@ -50,6 +51,43 @@ def evaluate_case(pred, ref, spacing_xyz=None) -> dict:
     voxel_ml = float(np.prod(sp)) / 1000.0
     return {**m, 'ref_ml': int(np.count_nonzero(r)) * voxel_ml, 'pred_ml': int(np.count_nonzero(p)) * voxel_ml}
 
+# %% ../nbs/10_evaluate.ipynb #64157eb9
+def region_key(metric: str, region: str = 'wt') -> str:
+    """The row key of `metric` ('dice', 'ravd', 'hd95', 'asd', 'ref_ml' or 'pred_ml') for `region` (one of `REGIONS`):
+    the metric's own name for the whole tumour, `<metric>_<region>` for the tumour core and the enhancing tumour."""
+    if region not in REGIONS: raise BratsError(f"unknown region {region!r}: choose from {', '.join(REGIONS)}")
+    return metric if region == 'wt' else f"{metric}_{region}"
+
+# %% ../nbs/10_evaluate.ipynb #e6b9fbe9
+def check_regions(regions) -> tuple[str, ...]:
+    """`regions` (names from `REGIONS`, or a single name) as a tuple in `REGIONS` order without repeats; `BratsError`
+    for an unknown name or for none at all."""
+    names = (regions,) if isinstance(regions, str) else tuple(regions)
+    bad = [r for r in names if r not in REGIONS]
+    if bad: raise BratsError(f"unknown region{'s' if len(bad) > 1 else ''} {', '.join(map(repr, bad))}: choose from "
+                             + ', '.join(f"{r} ({REGION_NAMES[r]})" for r in REGIONS))
+    if not names: raise BratsError(f"no region to evaluate: choose one or more of {', '.join(REGIONS)}")
+    return tuple(r for r in REGIONS if r in names)
+
+# %% ../nbs/10_evaluate.ipynb #37fae5c4
+def region_fields(regions=REGIONS) -> list[str]:
+    "The keys of a row of `evaluate_predictions` for `regions`: 'case', then each region's metrics and volumes, in `REGIONS` order."
+    return ['case'] + [region_key(k, r) for r in check_regions(regions) for k in CASE_FIELDS[1:]]
+
+# %% ../nbs/10_evaluate.ipynb #8e355f40
+HIGHER_IS_BETTER = {region_key(k, r): better for r in REGIONS
+                    for k, better in dict(dice=True, ravd=False, hd95=False, asd=False, ref_ml=None, pred_ml=None).items()}
+
+# %% ../nbs/10_evaluate.ipynb #0146fd9e
+def evaluate_regions(pred_levels, ref_levels, spacing_xyz=None, regions=REGIONS) -> dict:
+    """`evaluate_case` of each region in `regions` between two level maps (numpy arrays [z, y, x] as made by
+    `region_levels`), keyed by `region_key`: the whole tumour's metrics under their own names, the others suffixed."""
+    p, r = np.asarray(pred_levels), np.asarray(ref_levels)
+    out = {}
+    for reg in check_regions(regions):
+        out.update({region_key(k, reg): v for k, v in evaluate_case(region_mask(p, reg), region_mask(r, reg), spacing_xyz).items()})
+    return out
+
 # %% ../nbs/10_evaluate.ipynb #43f7880b
 PRED_SUFFIX = '_pred.nii.gz'
 
@@ -63,12 +101,24 @@ def _check_binary(arr: np.ndarray, path) -> None:
         raise BratsError(f"{path}: prediction holds values other than 0 and 1 (e.g. {arr[bad].flat[0]}, in {int(bad.sum())} voxels); "
                          "expected a binary tumour mask (uint8 0/1)")
 
+# %% ../nbs/10_evaluate.ipynb #fdcc0396
+def _check_labels(arr: np.ndarray, path, labels) -> None:
+    conv = label_convention(labels)
+    bad = ~np.isin(arr, conv.values)
+    if bad.any():
+        raise BratsError(f"{path}: prediction holds values that are not labels of the {conv.name!r} convention (e.g. {arr[bad].flat[0]:g}, "
+                         f"in {int(bad.sum())} voxels); expected a label map with values {conv.values}, as `level_labels` writes")
+
 # %% ../nbs/10_evaluate.ipynb #6417e87e
-def evaluate_predictions(pred_dir, data, progress: bool = True, ids=None) -> list[dict]:
+def evaluate_predictions(pred_dir, data, progress: bool = True, ids=None, regions=('wt',)) -> list[dict]:
     """One row per labelled case of `data` (see `find_cases`) that has a prediction `pred_dir/<id>_pred.nii.gz`:
-    the case id and the metrics of `evaluate_case` against the whole tumour (`tumour_mask` in the case's label convention). Sorted by case. With `ids`,
-    exactly those cases, each of which must have a prediction; without, a `BratsWarning` names the labelled cases
-    left out for want of a prediction."""
+    the case id and the metrics of `evaluate_case`. Sorted by case. With `ids`, exactly those cases, each of which must
+    have a prediction; without, a `BratsWarning` names the labelled cases left out for want of a prediction.
+    `regions`: names from `REGIONS`. With the whole tumour only (the default) each prediction is a binary mask,
+    scored against the whole tumour of the case's label convention (`tumour_mask`); the row keys are `CASE_FIELDS`.
+    Otherwise each prediction is a label map in the case's convention (as `level_labels` writes it), and every region
+    asked for is scored; the row keys are `region_fields(regions)`."""
+    regions = check_regions(regions)
     pred_dir = Path(pred_dir)
     if not pred_dir.is_dir():
         raise BratsError(f"{pred_dir}: prediction folder does not exist" if not pred_dir.exists() else f"{pred_dir}: not a folder")
@@ -101,13 +151,17 @@ def evaluate_predictions(pred_dir, data, progress: bool = True, ids=None) -> lis
         pred = read_image(p, 'prediction')
         diff = Geometry.of(pred).differences(Geometry.of(seg))
         if diff: raise BratsError(f"{p} and {c.seg}: prediction and label grids differ: " + '; '.join(diff))
-        arr = sitk.GetArrayFromImage(pred)
-        _check_binary(arr, p)
-        rows.append({'case': c.id, **evaluate_case(arr, tumour_mask(sitk.GetArrayViewFromImage(seg), c.labels), seg.GetSpacing())})
+        arr, ref = sitk.GetArrayFromImage(pred), sitk.GetArrayViewFromImage(seg)
+        if regions == ('wt',):
+            _check_binary(arr, p)
+            rows.append({'case': c.id, **evaluate_case(arr, tumour_mask(ref, c.labels), seg.GetSpacing())})
+        else:
+            _check_labels(arr, p, c.labels)
+            rows.append({'case': c.id, **evaluate_regions(region_levels(arr, c.labels), region_levels(ref, c.labels), seg.GetSpacing(), regions)})
     return sorted(rows, key=lambda r: r['case'])
 
 # %% ../nbs/10_evaluate.ipynb #10119110
-TEXT_FIELDS = ('case', 'method', 'a', 'b', 'metric', 'source')
+TEXT_FIELDS = ('case', 'method', 'a', 'b', 'metric', 'source', 'region')
 
 def _cell_text(v) -> str:
     if v is None: return ''
@@ -117,12 +171,14 @@ def _cell_text(v) -> str:
     return str(v)
 
 def write_rows(rows, path, fields=None) -> Path:
-    """Write `rows` (dicts) to the CSV file `path` atomically. `fields`: the columns, in order (default: those of
-    `CASE_FIELDS` present, then any other keys in order of appearance); keys not in `fields` are left out."""
+    """Write `rows` (dicts) to the CSV file `path` atomically. `fields`: the columns, in order (default: the metric
+    keys of every region present, in `region_fields` order, then any other keys in order of appearance); keys not
+    in `fields` are left out."""
     rows = list(rows)
     if fields is None:
         keys = list(dict.fromkeys(k for r in rows for k in r))
-        fields = [f for f in CASE_FIELDS if f in keys] + [k for k in keys if k not in CASE_FIELDS]
+        known = region_fields()
+        fields = [f for f in known if f in keys] + [k for k in keys if k not in known]
     with atomic_path(path) as tmp:
         with open(tmp, 'w', newline='') as f:
             w = csv.writer(f)
@@ -148,11 +204,12 @@ def read_rows(path) -> list[dict]:
 
 # %% ../nbs/10_evaluate.ipynb #e112bb6e
 def summarise(rows, metrics=None) -> dict:
-    """{metric: {'mean', 'std', 'median', 'n', 'n_excluded'}} over the rows (cases). `metrics`: default every field of
-    `CASE_FIELDS` present. Missing, infinite or nan values are left out and counted in 'n_excluded'; std has ddof=1."""
+    """{metric: {'mean', 'std', 'median', 'n', 'n_excluded'}} over the rows (cases). `metrics`: default every metric key
+    present, of any region (`region_fields` order). Missing, infinite or nan values are left out and counted in
+    'n_excluded'; std has ddof=1."""
     rows = list(rows)
     if not rows: raise BratsError("no rows to summarise (no case evaluated)")
-    if metrics is None: metrics = [k for k in CASE_FIELDS[1:] if any(k in r for r in rows)]
+    if metrics is None: metrics = [k for k in region_fields()[1:] if any(k in r for r in rows)]
     out = {}
     for k in metrics:
         v = np.array([np.nan if r.get(k) is None else float(r[k]) for r in rows], float)
@@ -168,6 +225,15 @@ DIGITS = {'dice': 3, 'ravd': 3, 'hd95': 2, 'asd': 2}
 PAPER_TABLE1 = {'U-Net': dict(dice=0.821, ravd=0.231, hd95=12.42, asd=3.31),
                 'Mean Teacher': dict(dice=0.816, ravd=0.230, hd95=11.436, asd=3.002),
                 'UAMT': dict(dice=0.812, ravd=0.253, hd95=14.27, asd=3.256)}
+
+# %% ../nbs/10_evaluate.ipynb #a869610d
+def _table_regions(summaries: dict, reference: dict | None) -> tuple[bool, tuple, tuple]:
+    """(one row per method and region?, regions of the measured rows, regions of the reference rows). A region is shown
+    when some entry holds one of its `METRICS` keys; with the whole tumour only, the table is the paper's."""
+    has = lambda entries: tuple(r for r in REGIONS if any(region_key(k, r) in e for e in entries for k in METRICS))
+    measured, ref = has(summaries.values()), has((reference or {}).values())
+    if set(measured + ref) <= {'wt'}: return False, ('wt',), ('wt',)
+    return True, measured or ('wt',), ref
 
 # %% ../nbs/10_evaluate.ipynb #cd9d0d16
 def _mean_std(entry) -> tuple[float, float, int]:
@@ -186,38 +252,49 @@ def _format_cell(entry, digits: int) -> str:
 def table1(summaries: dict, reference: dict | None = None, digits: dict | None = None, reference_label: str = 'paper') -> str:
     """Markdown table in the paper's layout: rows = methods (`summaries`: method -> `summarise` or `seed_summary`
     result), columns Dice, RAVD, HD95, ASD as 'mean ± std'. `reference`: method -> {metric: value} rows (e.g.
-    `PAPER_TABLE1`) printed below, labelled '(reference_label)'. `digits`: decimals per metric."""
+    `PAPER_TABLE1`) printed below, labelled '(reference_label)'. `digits`: decimals per metric. When an entry holds
+    the tumour core or enhancing tumour (`region_key`), a Region column (WT, TC, ET) follows the method, and each
+    method has one row per region present."""
     dg = {**DIGITS, **(digits or {})}
-    lines = ['| Method | ' + ' | '.join(METRIC_HEADERS[k] for k in METRICS) + ' |',
-             '|:---|' + '---:|' * len(METRICS)]
+    by_region, measured, referenced = _table_regions(summaries, reference)
+    lead = lambda name, r: f"| {name} | " + (f"{r.upper()} | " if by_region else '')
+    lines = ['| Method | ' + ('Region | ' if by_region else '') + ' | '.join(METRIC_HEADERS[k] for k in METRICS) + ' |',
+             '|:---|' + (':---|' if by_region else '') + '---:|' * len(METRICS)]
     notes = []
     for name, s in summaries.items():
-        lines.append(f"| {name} | " + ' | '.join(_format_cell(s.get(k), dg[k]) for k in METRICS) + ' |')
-        for k in METRICS:
-            x = _mean_std(s.get(k))[2]
-            if x: notes.append(f"\\* {name}, {k}: {x} case(s) with an infinite or undefined value left out.")
+        for r in [r for r in measured if r == 'wt' or any(region_key(k, r) in s for k in METRICS)]:   # a WT-only row (the threshold): no TC, ET rows
+            keys = [region_key(k, r) for k in METRICS]
+            lines.append(lead(name, r) + ' | '.join(_format_cell(s.get(key), dg[k]) for k, key in zip(METRICS, keys)) + ' |')
+            for key in keys:
+                x = _mean_std(s.get(key))[2]
+                if x: notes.append(f"\\* {name}, {key}: {x} case(s) with an infinite or undefined value left out.")
     for name, ref in (reference or {}).items():
-        cells = ['–' if ref.get(k) is None else f"{ref[k]:g}" for k in METRICS]
-        lines.append(f"| {name} ({reference_label}) | " + ' | '.join(cells) + ' |')
+        for r in referenced:
+            cells = ['–' if ref.get(region_key(k, r)) is None else f"{ref[region_key(k, r)]:g}" for k in METRICS]
+            lines.append(lead(f"{name} ({reference_label})", r) + ' | '.join(cells) + ' |')
     return '\n'.join(lines + ([''] + notes if notes else []))
 
 # %% ../nbs/10_evaluate.ipynb #3bbad4cc
 def write_table1(summaries: dict, out_dir, reference: dict | None = None, reference_label: str = 'paper',
                  caption: str = '') -> tuple[Path, Path]:
-    "Write `out_dir/table1.md` (see `table1`; `caption` above it) and `out_dir/table1.csv` atomically; returns the two paths."
+    """Write `out_dir/table1.md` (see `table1`; `caption` above it) and `out_dir/table1.csv` atomically; returns the two
+    paths. With the tumour core or enhancing tumour, the CSV has one row per method and region and a 'region' column."""
     out_dir = Path(out_dir)
-    fields = ['method', 'source'] + [f"{k}_{s}" for k in METRICS for s in ('mean', 'std', 'n', 'n_excluded')]
+    by_region, measured, referenced = _table_regions(summaries, reference)
+    fields = ['method', 'source'] + (['region'] if by_region else []) + [f"{k}_{s}" for k in METRICS for s in ('mean', 'std', 'n', 'n_excluded')]
     rows = []
     for name, summ in summaries.items():
-        row = dict(method=name, source='measured')
-        for k in METRICS:
-            e = summ.get(k)
-            m, s, x = _mean_std(e)
-            row.update({f"{k}_mean": m, f"{k}_std": s, f"{k}_n": e.get('n') if isinstance(e, dict) else None,
-                        f"{k}_n_excluded": x if isinstance(e, dict) else None})
-        rows.append(row)
+        for r in measured:
+            row = dict(method=name, source='measured', region=r)
+            for k in METRICS:
+                e = summ.get(region_key(k, r))
+                m, s, x = _mean_std(e)
+                row.update({f"{k}_mean": m, f"{k}_std": s, f"{k}_n": e.get('n') if isinstance(e, dict) else None,
+                            f"{k}_n_excluded": x if isinstance(e, dict) else None})
+            rows.append(row)
     for name, ref in (reference or {}).items():
-        rows.append(dict(method=name, source=reference_label, **{f"{k}_mean": ref.get(k) for k in METRICS}))
+        for r in referenced:
+            rows.append(dict(method=name, source=reference_label, region=r, **{f"{k}_mean": ref.get(region_key(k, r)) for k in METRICS}))
     csv_path = write_rows(rows, out_dir/'table1.csv', fields=fields)
     md_path = out_dir/'table1.md'
     with atomic_path(md_path) as tmp: Path(tmp).write_text((caption + '\n\n' if caption else '') + table1(summaries, reference, reference_label=reference_label) + '\n')

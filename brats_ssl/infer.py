@@ -18,7 +18,7 @@ from .scale import heap_release
 # %% auto #0
 __all__ = ['MAX_WINDOW_VOXELS', 'SLAB', 'SLAB_MIN_VOXELS', 'MIRRORS', 'POSTPROCESS', 'window_starts', 'inference_window',
            'fuse_batchnorm', 'slab_forward', 'sliding_window', 'largest_component', 'postprocess', 'entropy_map',
-           'predict_case']
+           'region_probabilities', 'predict_case']
 
 # %% ../nbs/07_infer.ipynb #546510e0
 def _check_overlap(overlap: float) -> None:
@@ -116,40 +116,50 @@ MIRRORS = [f for k in range(4) for f in itertools.combinations((2, 3, 4), k)]   
 def sliding_window(model: torch.nn.Module, x, patch, overlap: float = 0.5, batch: int = 2,
                    device=None, amp: bool = False, max_voxels: int = MAX_WINDOW_VOXELS, mirror: bool = False,
                    slab: int | None = None) -> torch.Tensor:
-    """Softmax probabilities (C, D, H, W) of `model` over the volume `x` (D, H, W): one whole-volume window when it
+    """Softmax probabilities (C, D, H, W) of `model` over the volume `x` (D, H, W; or (M, D, H, W), M input channels): one whole-volume window when it
     holds at most `max_voxels` voxels, else windows of at most `max_voxels` (see `inference_window`), averaged
     where they overlap; windows of more than `SLAB_MIN_VOXELS` voxels run one at a time.
     `mirror`: each window's softmax is the mean over the 8 flips of the three axes (`MIRRORS`), 8 times the work.
     `slab`: a UNet3D without instance norm runs each window through `slab_forward` in slabs of `slab` planes; None:
-    slabs of `SLAB` for windows of more than `SLAB_MIN_VOXELS` voxels, whole below; 0: always whole."""
-    net = fuse_batchnorm(model)
+    slabs of `SLAB` for windows of more than `SLAB_MIN_VOXELS` voxels, whole below; 0: always whole. `device`: where
+    the windows run (default: where `model` is); the probabilities come back on the CPU."""
+    benchmark = torch.backends.cudnn.benchmark   # each volume is a new shape: cuDNN's autotuning would run per case
+    torch.backends.cudnn.benchmark = False
+    try: return _windows(model, x, patch, overlap, batch, device, amp, max_voxels, mirror, slab)
+    finally: torch.backends.cudnn.benchmark = benchmark
+
+def _windows(model, x, patch, overlap, batch, device, amp, max_voxels, mirror, slab) -> torch.Tensor:
+    net = fuse_batchnorm(model)                   # a copy: `model` itself stays where it is
     device = torch.device(device) if device else next(net.parameters()).device
-    patch = inference_window(np.shape(x), patch, getattr(model, 'size_multiple', 1), max_voxels, overlap)
+    net = net.to(device)
+    patch = inference_window(np.shape(x)[-3:], patch, getattr(model, 'size_multiple', 1), max_voxels, overlap)
     large = math.prod(patch) > SLAB_MIN_VOXELS
     if large: batch = 1                           # large windows one at a time: memory for one is the point
-    if slab is None: slab = SLAB if large else 0
+    if slab is None: slab = SLAB if large and device.type == 'cpu' else 0    # slabs save CPU memory; a GPU runs windows whole
     fwd = net
     if slab and isinstance(net, UNet3D) and net.norm != 'instance': fwd = lambda t: slab_forward(net, t, slab)
     x = torch.tensor(np.asarray(x, np.float32))   # a copy: the input may be a read-only memory map
-    shape = x.shape
+    if x.ndim == 3: x = x[None]                   # one input channel
+    shape = x.shape[1:]
     pad = [max(p - s, 0) for s, p in zip(shape, patch)]
     if any(pad): x = F.pad(x, [0, pad[2], 0, pad[1], 0, pad[0]])
-    starts = [(a, b, c) for a in window_starts(x.shape[0], patch[0], overlap)
-              for b in window_starts(x.shape[1], patch[1], overlap) for c in window_starts(x.shape[2], patch[2], overlap)]
-    acc, cnt = None, torch.zeros(x.shape)
+    starts = [(a, b, c) for a in window_starts(x.shape[1], patch[0], overlap)
+              for b in window_starts(x.shape[2], patch[1], overlap) for c in window_starts(x.shape[3], patch[2], overlap)]
+    keep = device if device.type == 'cuda' else torch.device('cpu')   # sums stay on the GPU: one copy back at the end
+    acc, cnt = None, torch.zeros(x.shape[1:], device=keep)
     for i in range(0, len(starts), batch):
         group = starts[i:i + batch]
-        xb = torch.stack([x[a:a + patch[0], b:b + patch[1], c:c + patch[2]] for a, b, c in group])[:, None]
+        xb = torch.stack([x[:, a:a + patch[0], b:b + patch[1], c:c + patch[2]] for a, b, c in group])
         xb = xb.to(device, memory_format=torch.channels_last_3d)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp and device.type == 'cuda'):
             flips = MIRRORS if mirror else MIRRORS[:1]
-            pb = (sum(F.softmax(fwd(xb.flip(f)).float(), 1).flip(f) for f in flips) / len(flips)).cpu()
+            pb = (sum(F.softmax(fwd(xb.flip(f)).float(), 1).flip(f) for f in flips) / len(flips)).to(keep)
         del xb
-        if acc is None: acc = torch.zeros((pb.shape[1], *x.shape))
+        if acc is None: acc = torch.zeros((pb.shape[1], *x.shape[1:]), device=keep)
         for (a, b, c), p in zip(group, pb):
             acc[:, a:a + patch[0], b:b + patch[1], c:c + patch[2]] += p
             cnt[a:a + patch[0], b:b + patch[1], c:c + patch[2]] += 1
-    return (acc / cnt)[:, :shape[0], :shape[1], :shape[2]]
+    return (acc / cnt)[:, :shape[0], :shape[1], :shape[2]].cpu()
 
 # %% ../nbs/07_infer.ipynb #3ab2da3d
 POSTPROCESS = ('none', 'largest')
@@ -173,22 +183,49 @@ def entropy_map(probs: torch.Tensor) -> np.ndarray:
     "Entropy (nats) of class probabilities (C, D, H, W) -> (D, H, W) float32: UAMT's `entropy_uncertainty` (05_losses), one volume."
     return entropy_uncertainty(probs[None].float())[0, 0].numpy().astype(np.float32)
 
+# %% ../nbs/07_infer.ipynb #738f944a
+def region_probabilities(probs: torch.Tensor) -> torch.Tensor:
+    """The probabilities (3, D, H, W) of the nested regions WT, TC and ET from the four class probabilities (4, D, H, W)
+    of the regions' levels (0 none, 1 oedema, 2 core, 3 enhancing): region k is the sum of classes k..3, so that
+    P(ET) <= P(TC) <= P(WT) everywhere and the masks `> 0.5` are nested."""
+    if probs.shape[0] != 4: raise ValueError(f"region probabilities need the 4 level classes on axis 0, got shape {tuple(probs.shape)}")
+    return probs[1:].flip(0).cumsum(0).flip(0)
+
+
+# %% ../nbs/07_infer.ipynb #1ac28583
+def _predict_levels(pre: Preprocessed, rp: torch.Tensor, uncertainty: bool, post: str) -> tuple[sitk.Image, dict | None]:
+    "The level map on the original grid from the region probabilities `rp` (3, D, H, W), and the per-region uncertainty maps."
+    restored = [sitk.GetArrayFromImage(pre.restore(r.numpy().astype(np.float32), sitk.sitkLinear)) for r in rp]
+    masks = [r > 0.5 for r in restored]
+    keep = postprocess(masks[0], post)
+    levels = sum((m & keep).astype(np.uint8) for m in masks).astype(np.uint8)
+    unc = None
+    if uncertainty:
+        unc = {k: pre.source.image(entropy_map(torch.stack([1 - torch.from_numpy(r), torch.from_numpy(r)]).clamp(0, 1)))
+               for k, r in zip(('wt', 'tc', 'et'), restored)}
+    return pre.source.image(levels), unc
+
+
 # %% ../nbs/07_infer.ipynb #15dc2a2b
 def predict_case(model, pre: Preprocessed, patch, overlap: float = 0.5, batch: int = 2, device=None,
-                 amp: bool = False, uncertainty: bool = False, post: str = 'none', mirror: bool = False) -> tuple[sitk.Image, sitk.Image | None]:
+                 amp: bool = False, uncertainty: bool = False, post: str = 'none', mirror: bool = False) -> tuple[sitk.Image, sitk.Image | dict | None]:
     """The uint8 whole-tumour mask of a preprocessed case on its original grid (tumour probability restored linearly,
     > 0.5, then `postprocess(mask, post)`), and optionally the float32 uncertainty map. `mirror`: see `sliding_window`.
     `model` may be a list of networks, an ensemble: their class probabilities are averaged before the threshold, the
-    post-processing and the uncertainty (the entropy of the mean); `patch` is then one window size or a list, one each."""
+    post-processing and the uncertainty (the entropy of the mean); `patch` is then one window size or a list, one each.
+    A network of the regions' four classes gives the level map instead (0 none, 1 oedema, 2 core, 3 enhancing: each
+    region's probability restored linearly and cut at 0.5; `post` acts on the whole tumour, the core and enhancing
+    tumour are kept within it) and, with `uncertainty`, a dict of one map per region (the binary entropy of its probability)."""
     models = list(model) if isinstance(model, (list, tuple)) else [model]
     patches = list(patch) if isinstance(patch, list) else [patch] * len(models)
     if len(patches) != len(models): raise BratsError(f"predict_case: {len(models)} networks but {len(patches)} patch sizes")
     with heap_release():            # the memory freed goes back to the system at once (08a_scale)
         probs = None
         for m, p in zip(models, patches):
-            pr = sliding_window(m, sitk.GetArrayViewFromImage(pre.image), p, overlap, batch, device, amp, mirror=mirror)
+            pr = sliding_window(m, pre.input(), p, overlap, batch, device, amp, mirror=mirror)
             probs = pr if probs is None else probs.add_(pr)
         if len(models) > 1: probs /= len(models)
+        if probs.shape[0] == 4: return _predict_levels(pre, region_probabilities(probs), uncertainty, post)
         fg = pre.restore(probs[1:].sum(0).numpy().astype(np.float32), sitk.sitkLinear)
         mask = pre.source.image(postprocess(sitk.GetArrayViewFromImage(fg) > 0.5, post).astype(np.uint8))
         unc = pre.restore(entropy_map(probs), sitk.sitkLinear) if uncertainty else None

@@ -11,10 +11,11 @@ import numpy as np
 import SimpleITK as sitk
 
 # %% auto #0
-__all__ = ['MODALITIES', 'MODALITY_NAMES', 'LABEL_CONVENTIONS', 'LAYOUTS', 'MANIFEST_COLUMNS', 'BratsError', 'BratsWarning',
-           'LabelConvention', 'label_convention', 'conventions_table', 'Case', 'describe_cases', 'find_cases',
-           'default_data_dir', 'Geometry', 'read_image', 'check_label_values', 'tumour_mask', 'read_case',
-           'read_modality', 'atomic_path', 'write_image', 'write_text', 'write_json']
+__all__ = ['MODALITIES', 'MODALITY_NAMES', 'LABEL_CONVENTIONS', 'LAYOUTS', 'MANIFEST_COLUMNS', 'REGIONS', 'REGION_NAMES',
+           'BratsError', 'BratsWarning', 'LabelConvention', 'label_convention', 'conventions_table', 'Case',
+           'describe_cases', 'find_cases', 'default_data_dir', 'Geometry', 'read_image', 'check_label_values',
+           'tumour_mask', 'sub_region', 'region_levels', 'region_mask', 'level_labels', 'read_case', 'read_modality',
+           'atomic_path', 'write_image', 'write_text', 'write_json']
 
 # %% ../nbs/00_io.ipynb #b7eb6bc0
 class BratsError(Exception):
@@ -449,6 +450,48 @@ def tumour_mask(seg, labels=None):
         return out
     arr = np.asarray(seg)
     return arr > 0 if conv.everything_tumour else np.isin(arr, conv.tumour)
+
+# %% ../nbs/00_io.ipynb #7d0067fd
+REGIONS = ('wt', 'tc', 'et')
+REGION_NAMES = dict(wt='whole tumour', tc='tumour core', et='enhancing tumour')
+
+def sub_region(name: str) -> int:
+    """The level of a label value from its name: 1 oedema ('oedema', 'edema', 'SNFH'), 3 enhancing ('enhancing' but not
+    'non-enhancing'), 2 any other tumour (necrosis, non-enhancing, cystic: the core that does not enhance)."""
+    n = name.lower()
+    if any(k in n for k in ('oedema', 'edema', 'snfh')): return 1
+    if 'enhancing' in n.replace('non-enhancing', '').replace('non enhancing', '').replace('nonenhancing', ''): return 3
+    return 2
+
+def region_levels(seg, labels=None) -> np.ndarray:
+    "The uint8 level map (0 no tumour, 1 oedema, 2 core, 3 enhancing) of a label array in the convention `labels`."
+    conv, arr = label_convention(labels), np.asarray(seg)
+    out = np.zeros(arr.shape, np.uint8)
+    for v, name in conv.names:
+        if v in conv.tumour: out[arr == v] = sub_region(name)
+    return out
+
+def region_mask(levels, region: str) -> np.ndarray:
+    "The boolean mask of `region` ('wt', 'tc' or 'et') of a level map: level >= 1, 2 or 3."
+    if region not in REGIONS: raise BratsError(f"unknown region {region!r}: choose from {', '.join(REGIONS)}")
+    return np.asarray(levels) >= REGIONS.index(region) + 1
+
+def level_labels(levels, labels=None) -> np.ndarray:
+    """A level map written as a uint8 label map in the convention `labels`: each level becomes the first tumour value of
+    its sub-region (BraTS 2017-2022: 2 oedema, 1 core, 4 enhancing; 2023+: 2, 1, 3). `BratsError` when the map holds a
+    level the convention has no value for."""
+    conv, lv = label_convention(labels), np.asarray(levels)
+    value = {}
+    for v, name in conv.names:
+        if v in conv.tumour: value.setdefault(sub_region(name), v)
+    out = np.zeros(lv.shape, np.uint8)
+    for level in (1, 2, 3):
+        hit = lv == level
+        if not hit.any(): continue
+        if level not in value: raise BratsError(f"label convention {conv.name!r} has no value for {('oedema', 'tumour core', 'enhancing tumour')[level - 1]}")
+        out[hit] = value[level]
+    return out
+
 
 # %% ../nbs/00_io.ipynb #0bcfc661
 def read_case(case: Case) -> tuple[sitk.Image, sitk.Image | None]:

@@ -25,30 +25,34 @@ def _check_logits_target(logits: torch.Tensor, target: torch.Tensor):
     if tuple(target.shape) != want:
         raise ValueError(f"target shape {tuple(target.shape)} does not match logits {tuple(logits.shape)}: "
                          f"expected (B, D, H, W) = {want} (class indices, no channel axis)")
-    if target.numel() and (target.min() < 0 or target.max() >= logits.shape[1]):
+    if target.numel() and not target.is_cuda and (target.min() < 0 or target.max() >= logits.shape[1]):   # on a GPU: CE's own check, no sync
         raise ValueError(f"target values must be class indices in [0, {logits.shape[1] - 1}], "
                          f"got values in [{target.min().item()}, {target.max().item()}]")
 
 # %% ../nbs/05_losses.ipynb #7755741b
-def soft_dice_loss(logits: torch.Tensor, target: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
+def soft_dice_loss(logits: torch.Tensor, target: torch.Tensor, eps: float = 1e-5, nested: bool = False) -> torch.Tensor:
     """1 - mean over foreground classes 1..C-1 of the soft Dice `(2 sum(p g) + eps) / (sum(p) + sum(g) + eps)`,
-    sums over the whole batch. `logits` (B, C, D, H, W), `target` (B, D, H, W) int64 class indices -> scalar."""
+    sums over the whole batch. `logits` (B, C, D, H, W), `target` (B, D, H, W) int64 class indices -> scalar.
+    `nested`: the classes are levels of nested regions (region k = classes >= k, as the BraTS regions' levels), and
+    the Dice is that of the regions: p = the sum of the probabilities of classes >= k, g = target >= k."""
     _check_logits_target(logits, target)
     p = logits.softmax(1)[:, 1:]                                                     # (B, C-1, *S)
     g = F.one_hot(target, logits.shape[1]).movedim(-1, 1)[:, 1:].to(p.dtype)          # (B, C-1, *S)
+    if nested: p, g = (t.flip(1).cumsum(1).flip(1) for t in (p, g))                 # region k: classes k..C-1
     dims = [0] + list(range(2, p.ndim))
     dice = (2 * (p * g).sum(dims) + eps) / (p.sum(dims) + g.sum(dims) + eps)         # (C-1,)
     return 1 - dice.mean()
 
 # %% ../nbs/05_losses.ipynb #a1ace438
 def supervised_loss(logits: torch.Tensor, target: torch.Tensor, ce_weight: float = 1.0,
-                    dice_weight: float = 1.0) -> tuple[torch.Tensor, dict]:
+                    dice_weight: float = 1.0, nested: bool = False) -> tuple[torch.Tensor, dict]:
     """`ce_weight * cross_entropy + dice_weight * soft_dice_loss` of `logits` (B, C, D, H, W) against `target`
-    (B, D, H, W) int64 -> (total: scalar tensor, {'ce': float, 'dice': float}) (the unweighted terms)."""
+    (B, D, H, W) int64 -> (total: scalar tensor, {'ce', 'dice': the unweighted terms, 0-d tensors}). `nested`: the
+    Dice of nested regions (see `soft_dice_loss`)."""
     _check_logits_target(logits, target)
     ce = F.cross_entropy(logits, target)
-    dice = soft_dice_loss(logits, target)
-    return ce_weight * ce + dice_weight * dice, {'ce': ce.item(), 'dice': dice.item()}
+    dice = soft_dice_loss(logits, target, nested=nested)
+    return ce_weight * ce + dice_weight * dice, {'ce': ce.detach(), 'dice': dice.detach()}   # on the device: read when logged
 
 # %% ../nbs/05_losses.ipynb #8fb80789
 def consistency_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor,
@@ -77,7 +81,7 @@ def entropy_uncertainty(probs_mean: torch.Tensor, eps: float = 1e-6) -> torch.Te
     if probs_mean.ndim < 2 or probs_mean.shape[1] < 2:
         raise ValueError(f"probs_mean must be (B, C, D, H, W) probabilities with C >= 2, got shape {tuple(probs_mean.shape)}")
     with torch.no_grad():
-        if probs_mean.numel() and (probs_mean.min() < -1e-6 or probs_mean.max() > 1 + 1e-6
+        if probs_mean.numel() and not probs_mean.is_cuda and (probs_mean.min() < -1e-6 or probs_mean.max() > 1 + 1e-6
                                    or (probs_mean.sum(1) - 1).abs().max() > 1e-3):
             raise ValueError("probs_mean must hold probabilities that sum to 1 over axis 1 "
                              "(the mean of softmax outputs); got values that do not (logits? apply softmax first)")
@@ -97,6 +101,7 @@ def consistency_weight(it: int, w_max: float, rampup_length: float) -> float:
     return w_max * sigmoid_rampup(it, rampup_length)
 
 # %% ../nbs/05_losses.ipynb #d46fb953
-def uncertainty_threshold(it: int, max_it: int) -> float:
-    "UAMT's threshold on the entropy (nats) at iteration `it`: `(0.75 + 0.25 * sigmoid_rampup(it, max_it)) * ln 2`."
-    return (0.75 + 0.25 * sigmoid_rampup(it, max_it)) * math.log(2)
+def uncertainty_threshold(it: int, max_it: int, classes: int = 2) -> float:
+    """UAMT's threshold on the entropy (nats) at iteration `it`: `(0.75 + 0.25 * sigmoid_rampup(it, max_it)) * ln C`,
+    a fraction of the largest entropy of `classes` = C classes (ln 2 for the binary task, ln 4 for the regions' levels)."""
+    return (0.75 + 0.25 * sigmoid_rampup(it, max_it)) * math.log(classes)

@@ -38,17 +38,18 @@ class Supervised:
     name, title, semi_supervised = 'unet', 'UNet3D', False
     uncertainty_maps = False      # whether `reproduce` also writes its Monte Carlo uncertainty maps
 
-    def __init__(self, ce_weight: float = 1.0, dice_weight: float = 1.0):
-        self.ce_weight, self.dice_weight = ce_weight, dice_weight
+    def __init__(self, ce_weight: float = 1.0, dice_weight: float = 1.0, regions: tuple = ('wt',)):
+        "`regions`: ('wt',), the binary task; ('wt', 'tc', 'et'), four classes whose Dice is that of the nested regions."
+        self.ce_weight, self.dice_weight, self.nested = ce_weight, dice_weight, len(regions) > 1
 
     def setup(self, student: torch.nn.Module) -> None: "Prepare for training `student` (nothing to do here)."
     def trainable(self, student) -> list[torch.nn.Module]: "The networks the optimiser trains: the student."; return [student]
     def networks(self, student) -> list[torch.nn.Module]: "All networks of the method, trained or not."; return self.trainable(student)
 
     def loss(self, student, x_l, y_l, x_u, it: int, max_it: int) -> tuple[torch.Tensor, dict]:
-        "The loss of one step and a dict of floats to log. x_l (B,1,D,H,W), y_l (B,D,H,W), x_u (B',1,D,H,W) or None."
-        total, logs = supervised_loss(student(x_l), y_l, ce_weight=self.ce_weight, dice_weight=self.dice_weight)
-        return total, dict(loss=float(total.detach()), **logs)
+        "The loss of one step and a dict of numbers to log (0-d tensors, read by the loop only when it logs). x_l (B,C,D,H,W), y_l (B,D,H,W), x_u (B',C,D,H,W) or None."
+        total, logs = supervised_loss(student(x_l), y_l, ce_weight=self.ce_weight, dice_weight=self.dice_weight, nested=self.nested)
+        return total, dict(loss=total.detach(), **logs)
 
     def update(self, student, it: int) -> None: "Called after each optimiser step."
     def state_dict(self) -> dict: return {}
@@ -94,12 +95,12 @@ class MeanTeacher(Supervised):
     def loss(self, student, x_l, y_l, x_u, it, max_it):
         n = x_l.shape[0]
         logits = student(torch.cat([x_l, x_u]))
-        sup, logs = supervised_loss(logits[:n], y_l, ce_weight=self.ce_weight, dice_weight=self.dice_weight)
+        sup, logs = supervised_loss(logits[:n], y_l, ce_weight=self.ce_weight, dice_weight=self.dice_weight, nested=self.nested)
         t_logits, mask, extra = self.teacher_output(x_u, it, max_it)
         cons = consistency_loss(logits[n:], t_logits.to(logits.dtype), mask)
         w = consistency_weight(it, self.w_max, max_it if self.rampup is None else self.rampup)
         total = sup + w * cons
-        return total, dict(loss=float(total.detach()), **logs, consistency=float(cons.detach()), consistency_weight=w, **extra)
+        return total, dict(loss=total.detach(), **logs, consistency=cons.detach(), consistency_weight=w, **extra)
 
     def update(self, student, it):
         ema_update(self.teacher, student, min(1 - 1 / (it + 1), self.ema_decay))
@@ -125,8 +126,8 @@ class UAMT(MeanTeacher):
         logits = torch.cat([self.teacher(c) for c in reps.split(chunk)]).float()
         probs = F.softmax(logits, 1).view(self.T, B, *logits.shape[1:]).mean(0)
         u = entropy_uncertainty(probs)                                                       # (B, 1, D, H, W)
-        mask = (u < uncertainty_threshold(it, max_it)).float()
-        return logits[:B], mask, dict(kept=float(mask.mean()), uncertainty=float(u.mean()))
+        mask = (u < uncertainty_threshold(it, max_it, probs.shape[1])).float()
+        return logits[:B], mask, dict(kept=mask.mean(), uncertainty=u.mean())
 
 # %% ../nbs/06_methods.ipynb #2d77a172
 def method_settings(name: str) -> set[str]:

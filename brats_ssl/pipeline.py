@@ -10,15 +10,16 @@ import numpy as np
 import torch
 from pathlib import Path
 from tqdm.auto import tqdm
-from .io import BratsError, atomic_path, find_cases, read_case, read_image, tumour_mask, write_image, write_json, write_text
+import SimpleITK as sitk
+from .io import BratsError, atomic_path, find_cases, read_case, read_image, tumour_mask, write_image, write_json, write_text, level_labels
 from .phantom import write_phantoms
-from .preprocess import preprocess_case, preprocess_dataset
+from .preprocess import preprocess_case, preprocess_dataset, _case_kwargs
 from .data import split_cases, cv_splits
 from .train import TrainConfig, train, load_checkpoint, model_from_checkpoint, config_differences, environment, TINY
 from .scale import resolve_device
 from .infer import predict_case
 from .evaluate import (evaluate_predictions, write_rows, summarise, write_table1, threshold_predictions,
-                                threshold_scan, PAPER_TABLE1, pred_path)
+                                threshold_scan, PAPER_TABLE1, pred_path, region_key)
 from .stats import seed_summary, compare_methods, comparison_table
 from .methods import METHODS, method_title
 from .viz import plot_loss_curves, plot_slices, plot_surfaces, save_figure
@@ -98,9 +99,11 @@ def predict_dataset(checkpoint, data, out, overlap: float = 0.5, uncertainty: bo
     def ours(cid: str, name: str) -> bool:           # `out/name` provably written by these checkpoints with these settings
         r, p = record.get(cid), out/name
         return bool(r) and r['made_by'] == made_by and name in r['files'] and p.exists() and _stamp(p) == r['files'][name]
+    regions = tuple(params.get('regions', ('wt',)))
+    unc_names = lambda cid: ([f"{cid}_uncertainty.nii.gz"] if regions == ('wt',) else [f"{cid}_uncertainty_{r}.nii.gz" for r in regions]) if uncertainty else []
     todo, foreign = [], []
     for case in cases:
-        names = [pred_path(out, case.id).name] + ([f"{case.id}_uncertainty.nii.gz"] if uncertainty else [])
+        names = [pred_path(out, case.id).name] + unc_names(case.id)
         if all(ours(case.id, n) for n in names): continue
         todo.append(case)
         foreign += [out/n for n in names if (out/n).exists() and not ours(case.id, n)]
@@ -112,12 +115,16 @@ def predict_dataset(checkpoint, data, out, overlap: float = 0.5, uncertainty: bo
     errors = {}
     for case in tqdm(todo, desc='predict', unit='case', disable=not progress):
         try:
-            pre = preprocess_case(case.flair, None, **params, channel=case.channel('flair'))   # from the path, so that errors name the file
+            pre = preprocess_case(**_case_kwargs(case, params, labelled=False))   # from the paths, so that errors name the files
             mask, unc = predict_case(models, pre, [c.patch for c in cfgs], overlap, batch, dev, cfgs[0].amp, uncertainty, post, mirror)
+            if regions != ('wt',):                      # the level map written in the case's label convention
+                lab = sitk.GetImageFromArray(level_labels(sitk.GetArrayViewFromImage(mask), case.labels)); lab.CopyInformation(mask); mask = lab
         except BratsError as e:
             errors[case.id] = str(e); continue
         files = [write_image(mask, pred_path(out, case.id))]
-        if unc is not None: files.append(write_image(unc, out/f"{case.id}_uncertainty.nii.gz"))
+        if unc is not None:
+            maps = [unc] if regions == ('wt',) else [unc[r] for r in regions]
+            files += [write_image(u, out/n) for u, n in zip(maps, unc_names(case.id))]
         record[case.id] = dict(made_by=made_by, files={p.name: _stamp(p) for p in files})
         write_json(record, record_path)
     done = [pred_path(out, c.id) for c in cases if c.id not in errors]
@@ -170,7 +177,7 @@ def _run_fold(out: Path, data: Path, prep: Path, split: dict, scan: dict, b: dic
             pdir = out/'predictions'/f"{m}_seed{seed}"
             predict_dataset(run/'checkpoint_best.pt', test_cases, pdir, uncertainty=METHODS[m].uncertainty_maps, device=device, progress=False,
                             mirror=b['mirror'])
-            rows += [dict(method=m, seed=seed, **tag, **x) for x in evaluate_predictions(pdir, data, progress=False, ids=split['test'])]
+            rows += [dict(method=m, seed=seed, **tag, **x) for x in evaluate_predictions(pdir, data, progress=False, ids=split['test'], regions=cfg.regions)]
     return rows, runs, reused
 
 # %% ../nbs/12_pipeline.ipynb #1e477029
@@ -212,14 +219,15 @@ def reproduce(out='brats_ssl_reproduce', data=None, budget: str = 'quick', metho
         else: b['train'][k] = v
     out = Path(out)
     t0 = time.time()
+    mods, regs = (tuple(TrainConfig(**{k: v for k, v in b['train'].items() if k in ('modalities', 'regions')}).__dict__[k]) for k in ('modalities', 'regions'))
     _same_experiment(out, dict(budget=budget, settings=b, data=None if data is None else str(Path(data).resolve()),
                                cases=None if data is None else [[c.id, c.labelled] for c in find_cases(data)]))
     if data is None:
         if not b['n_phantoms']: raise BratsError(f"budget {budget!r} is for a BraTS folder: give data")
         data = out/'data'
-        write_phantoms(data, n=b['n_phantoms'], seed=0, size=b['phantom_size'], spacing=b['phantom_spacing'])
+        write_phantoms(data, n=b['n_phantoms'], seed=0, size=b['phantom_size'], spacing=b['phantom_spacing'], modalities=mods)
     data = Path(data)
-    preprocess_dataset(data, out/'prep', spacing=b['spacing'], progress=progress)
+    preprocess_dataset(data, out/'prep', spacing=b['spacing'], progress=progress, modalities=mods, regions=regs)
     labelled_ids = [c.id for c in find_cases(data) if c.labelled]
     unlabelled_ids = [c.id for c in find_cases(data) if not c.labelled]
     if b['folds']:
@@ -254,6 +262,9 @@ def reproduce(out='brats_ssl_reproduce', data=None, budget: str = 'quick', metho
                  for m in (*methods, 'threshold')}
     by_method['Threshold (no learning)'] = by_method.pop('threshold')
     text = '\n\n'.join(comparison_table(compare_methods(by_method, k)) for k in ('dice', 'hd95'))
+    if regs != ('wt',):                       # the threshold segments the whole tumour only: the networks among themselves
+        nets = {k: v for k, v in by_method.items() if k != 'Threshold (no learning)'}
+        if len(nets) > 1: text += '\n\n' + '\n\n'.join(comparison_table(compare_methods(nets, region_key(k, r))) for r in regs[1:] for k in ('dice', 'hd95'))
     write_text(f"Paired comparisons on {where} (seed {seeds[0]}):\n\n{text}\n", out/'comparisons.md')
     figs = out/'figures'
     save_figure(plot_loss_curves({method_title(m): runs[0][(m, seeds[0])] for m in methods}), figs/'fig1_loss_curves.png')

@@ -11,7 +11,8 @@ from pathlib import Path
 import numpy as np
 import SimpleITK as sitk
 from tqdm.auto import tqdm
-from .io import BratsError, Case, Geometry, find_cases, read_image, check_label_values, tumour_mask, atomic_path, write_json
+from .io import (BratsError, Case, Geometry, find_cases, read_image, check_label_values, tumour_mask, atomic_path, write_json,
+                          MODALITIES, MODALITY_NAMES, REGIONS, region_levels)
 
 # %% auto #0
 __all__ = ['CACHE_FORMAT', 'background_value', 'brain_mask', 'check_flair', 'box_slices', 'bounding_box', 'resample', 'zscore',
@@ -30,12 +31,12 @@ def brain_mask(arr: np.ndarray) -> np.ndarray:
     return arr != arr.dtype.type(background_value(arr))
 
 # %% ../nbs/02_preprocess.ipynb #18c6846d
-def check_flair(arr: np.ndarray, path) -> None:
-    "Raise `BratsError` if a FLAIR array holds NaN/Inf or no brain at all."
+def check_flair(arr: np.ndarray, path, what: str = 'FLAIR') -> None:
+    "Raise `BratsError` if a FLAIR (or other `what`) array holds NaN/Inf or no brain at all."
     if np.issubdtype(arr.dtype, np.floating) and not np.all(np.isfinite(arr)):
-        raise BratsError(f"{path}: FLAIR holds {int(np.sum(~np.isfinite(arr)))} NaN or Inf voxels")
+        raise BratsError(f"{path}: {what} holds {int(np.sum(~np.isfinite(arr)))} NaN or Inf voxels")
     if arr.min() == arr.max():
-        raise BratsError(f"{path}: FLAIR is constant ({arr.min()}): no brain to segment")
+        raise BratsError(f"{path}: {what} is constant ({arr.min()}): no brain to segment")
 
 # %% ../nbs/02_preprocess.ipynb #d29571a8
 def box_slices(mask: np.ndarray, margin: int = 0) -> tuple[slice, ...] | None:
@@ -90,14 +91,21 @@ def _crop_offset(g: Geometry, s: Geometry) -> tuple[int, ...] | None:
 
 @dataclass
 class Preprocessed:
-    "A preprocessed case: `image` (float32) and `label` (uint8 0/1 or None) on the processed grid, `source` the original FLAIR grid."
+    """A preprocessed case: `image` (FLAIR, float32) and `label` (uint8: 0/1, or levels 0-3 with regions; or None) on the
+    processed grid, `source` the original FLAIR grid, `others` the other modalities' images on the processed grid."""
     image: sitk.Image
     label: sitk.Image | None
     source: Geometry
     info: dict = field(default_factory=dict)
+    others: dict = field(default_factory=dict)
 
     @property
     def grid(self) -> Geometry: return Geometry.of(self.image)
+
+    def input(self) -> np.ndarray:
+        "What a network reads: FLAIR [z, y, x] alone, or with other modalities the channels [c, z, y, x] in `MODALITIES` order."
+        if not self.others: return sitk.GetArrayViewFromImage(self.image)
+        return np.stack([sitk.GetArrayViewFromImage(self.image)] + [sitk.GetArrayViewFromImage(self.others[m]) for m in MODALITIES if m in self.others])
 
     def restore(self, mask, interpolator=sitk.sitkNearestNeighbor) -> sitk.Image:
         "Put `mask` (SimpleITK image or numpy array [z, y, x] on `image`'s grid) on the original FLAIR grid, 0 outside the crop."
@@ -118,13 +126,36 @@ class Preprocessed:
 # %% ../nbs/02_preprocess.ipynb #7bd6cce6
 def _as_image(x, what, channel=None):
     if isinstance(x, sitk.Image): return x, f"<{what} image>"
+    if isinstance(x, tuple): x, channel = x                 # (path, channel of a 4-D file)
     return read_image(x, what, channel), str(x) if channel is None else f"{x} (channel {channel})"
 
+def _normalise(x: np.ndarray, b: np.ndarray, percentiles, what: str) -> tuple[np.ndarray, dict]:
+    "CDF clipping at `percentiles` and z-score on the brain voxels `b`: the float32 channel and the numbers that made it."
+    lo, hi = np.percentile(x[b], percentiles)
+    x = np.clip(x, lo, hi)
+    x, mean, std = zscore(x, b, f"{what} (after clipping)")     # float64 (the clip's percentiles are), stored as float32
+    return x.astype(np.float32), dict(clip_raw=[float(lo), float(hi)], clip=[float((lo - mean) / std), float((hi - mean) / std)],
+                                      mean=mean, std=std)
+
+def _levels_on(levels: np.ndarray, sl, crop: Geometry, spacing) -> np.ndarray:
+    "The level map cut to `sl`, or each nested region resampled linearly and cut at 0.5 (nesting is kept: levels are their sum)."
+    if spacing is None: return levels[sl]
+    return sum((sitk.GetArrayFromImage(resample(crop.image((levels[sl] >= k).astype(np.float32)), spacing)) > 0.5).astype(np.uint8)
+               for k in (1, 2, 3)).astype(np.uint8)
+
 def preprocess_case(flair, seg=None, spacing: float | None = None, margin: int = 4,
-                    percentiles: tuple = (0.5, 99.5), channel: int | None = None, labels=None) -> Preprocessed:
+                    percentiles: tuple = (0.5, 99.5), channel: int | None = None, labels=None,
+                    others: dict | None = None, regions: tuple = ('wt',)) -> Preprocessed:
     """Preprocess one case. `flair`, `seg`: paths or SimpleITK images; `spacing`: optional isotropic resampling (mm);
     `channel`: FLAIR's channel when `flair` is a 4-D file; `labels`: the label convention of `seg` (see `LABEL_CONVENTIONS`;
-    default 'brats'), whose tumour values become the binary label."""
+    default 'brats'). `others`: more modalities, {'t1': path, image or (path, channel), ...}, each on FLAIR's grid,
+    cropped to the same box and normalised on the same brain. `regions`: ('wt',), the label is the binary whole tumour;
+    ('wt', 'tc', 'et'), it is the level map of `region_levels` (0 none, 1 oedema, 2 core, 3 enhancing)."""
+    regions = tuple(regions)
+    if regions not in (('wt',), REGIONS): raise BratsError(f"regions {' '.join(regions)}: choose wt (the whole tumour) or wt tc et")
+    others = dict(others or {})
+    bad = [m for m in others if m not in MODALITIES or m == 'flair']
+    if bad: raise BratsError(f"unknown modality {', '.join(map(repr, bad))} besides FLAIR: choose from {', '.join(MODALITIES[1:])}")
     flair, fname = _as_image(flair, 'FLAIR', channel)
     arr = sitk.GetArrayViewFromImage(flair)
     check_flair(arr, fname)
@@ -141,26 +172,36 @@ def preprocess_case(flair, seg=None, spacing: float | None = None, margin: int =
     start, size = bounding_box(box, margin)
     img = sitk.Cast(sitk.RegionOfInterest(flair, size, start), sitk.sitkFloat32)
     sl = tuple(slice(s, s + n) for s, n in zip(start[::-1], size[::-1]))
+    crop = Geometry.of(img)
     if spacing is None:                            # the crop's grid: brain and label masks are array slices
         b = brain[sl]
         y = None if seg is None else tumour[sl]
     else:                                          # resampled linearly with the image, then cut at 0.5
-        crop = Geometry.of(img)
         img = resample(img, spacing)
         b = sitk.GetArrayFromImage(resample(crop.image(brain[sl].astype(np.float32)), spacing)) > 0.5   # a copy: the image is a temporary
         y = None if seg is None else sitk.GetArrayFromImage(resample(crop.image(tumour[sl].astype(np.float32)), spacing)) > 0.5
+    if seg is not None and regions != ('wt',):
+        y = _levels_on(region_levels(sitk.GetArrayViewFromImage(seg), labels), sl, crop, spacing)
     x = sitk.GetArrayFromImage(img)
     if not b.any(): raise BratsError(f"{fname}: no brain voxel left after resampling to {spacing} mm (the volume is too small)")
-    lo, hi = np.percentile(x[b], percentiles)
-    x = np.clip(x, lo, hi)
-    x, mean, std = zscore(x, b, f"{fname} (after clipping)")      # float64 (the clip's percentiles are), stored as float32
-    x = x.astype(np.float32)
-    out = Geometry.of(img).image(x)
-    lab = None if y is None else Geometry.of(img).image(y.astype(np.uint8))
+    x, norm = _normalise(x, b, percentiles, fname)
+    grid = Geometry.of(img)
+    out = grid.image(x)
+    lab = None if y is None else grid.image(y.astype(np.uint8))
     info = dict(bbox_start=start, bbox_size=size, spacing=spacing, margin=margin, percentiles=list(percentiles),
-                clip_raw=[float(lo), float(hi)], clip=[float((lo - mean) / std), float((hi - mean) / std)],
-                mean=mean, std=std, brain_voxels=int(b.sum()))
-    return Preprocessed(out, lab, source, info)
+                **norm, brain_voxels=int(b.sum()))
+    extra = {}
+    for m in [m for m in MODALITIES if m in others]:             # the channel order is MODALITIES' order, whatever the dict's
+        oimg, oname = _as_image(others[m], MODALITY_NAMES[m])
+        diff = source.differences(Geometry.of(oimg))
+        if diff: raise BratsError(f"{fname} and {oname}: FLAIR and {MODALITY_NAMES[m]} grids differ: " + '; '.join(diff))
+        check_flair(sitk.GetArrayViewFromImage(oimg), oname, MODALITY_NAMES[m])
+        oc = sitk.Cast(sitk.RegionOfInterest(oimg, size, start), sitk.sitkFloat32)
+        if spacing is not None: oc = resample(oc, spacing)
+        ox, info[m] = _normalise(sitk.GetArrayFromImage(oc), b, percentiles, oname)
+        extra[m] = grid.image(ox)
+    return Preprocessed(out, lab, source, info, extra)
+
 
 # %% ../nbs/02_preprocess.ipynb #3d3529c3
 CACHE_FORMAT = 'blosc-lz4-shuffle'
@@ -184,16 +225,38 @@ def load_array(path, shape, dtype) -> np.ndarray:
     return out
 
 # %% ../nbs/02_preprocess.ipynb #a9ee2891
-def _source_stamp(case: Case) -> dict:
-    "What the cache of `case` depends on: its FLAIR and label files (path, size, time), and, where not the defaults, FLAIR's channel and the label convention."
-    out = {k: (None if p is None else dict(path=str(Path(p).resolve()), bytes=Path(p).stat().st_size, mtime_ns=Path(p).stat().st_mtime_ns))
-           for k, p in (('flair', case.flair), ('seg', case.seg))}
+def _file_stamp(p) -> dict | None:
+    return None if p is None else dict(path=str(Path(p).resolve()), bytes=Path(p).stat().st_size, mtime_ns=Path(p).stat().st_mtime_ns)
+
+def _source_stamp(case: Case, modalities=('flair',)) -> dict:
+    """What the cache of `case` depends on: its FLAIR and label files (path, size, time), and, where not the defaults,
+    FLAIR's channel, the label convention and the other modalities' files and channels."""
+    out = {k: _file_stamp(p) for k, p in (('flair', case.flair), ('seg', case.seg))}
     if case.channel('flair') is not None: out['flair_channel'] = case.channel('flair')
     if case.labels.name != 'brats': out['labels'] = dict(name=case.labels.name, values=list(case.labels.values), tumour=list(case.labels.tumour))
+    others = [m for m in modalities if m != 'flair']
+    if others: out['others'] = {m: dict(_file_stamp(case.path(m)), channel=case.channel(m)) for m in others}
     return out
 
-def _params(spacing, margin, percentiles) -> dict:
-    return dict(spacing=spacing, margin=margin, percentiles=list(percentiles))
+def _params(spacing, margin, percentiles, modalities=('flair',), regions=('wt',)) -> dict:
+    "The preprocessing settings a cache records (modalities and regions only where not the defaults: older caches stay valid)."
+    out = dict(spacing=spacing, margin=margin, percentiles=list(percentiles))
+    modalities, regions = tuple(modalities), tuple(regions)
+    bad = [m for m in modalities if m not in MODALITIES]
+    if bad or 'flair' not in modalities or len(set(modalities)) < len(modalities):
+        raise BratsError(f"modalities {' '.join(modalities)}: choose FLAIR and any of {', '.join(MODALITIES[1:])} (FLAIR finds the brain), each once")
+    if regions not in (('wt',), REGIONS): raise BratsError(f"regions {' '.join(regions)}: choose wt (the whole tumour) or wt tc et")
+    if modalities != ('flair',): out['modalities'] = [m for m in MODALITIES if m in modalities]
+    if regions != ('wt',): out['regions'] = list(regions)
+    return out
+
+def _case_kwargs(case: Case, params: dict, labelled: bool = True) -> dict:
+    "The arguments of `preprocess_case` for `case` under the settings `params` (see `_params`): from the paths, so that errors name the files."
+    p = dict(params)
+    others = {m: (case.path(m), case.channel(m)) for m in p.pop('modalities', ['flair']) if m != 'flair'}
+    regions = tuple(p.pop('regions', ('wt',)))
+    return dict(flair=case.flair, seg=case.seg if labelled else None, **p, channel=case.channel('flair'), labels=case.labels,
+                others=others, regions=regions)
 
 def record_path(out, cid) -> Path: return Path(out)/f"{cid}.json"
 
@@ -202,20 +265,26 @@ def _up_to_date(case: Case, out: Path, params: dict) -> bool:
     if not rp.exists(): return False
     try: rec = json.loads(rp.read_text())
     except (OSError, ValueError): return False
-    files = [out/rec.get('image', ''), *( [out/rec['label']] if rec.get('label') else [])]
-    return (rec.get('params') == params and rec.get('format') == CACHE_FORMAT and rec.get('sources') == _source_stamp(case)
-            and all(f.is_file() for f in files))
+    files = [out/f for f in _cache_files(rec)] or [out/'']
+    try: stamp = _source_stamp(case, params.get('modalities', ('flair',)))
+    except BratsError: return False                     # a modality missing: preprocessing says which
+    return (rec.get('params') == params and rec.get('format') == CACHE_FORMAT and rec.get('sources') == stamp
+            and isinstance(rec.get('image'), str) and all(f.is_file() for f in files))
 
-def _cache_files(rec: dict) -> set[str]: return {rec[k] for k in ('image', 'label') if isinstance(rec.get(k), str)}
+def _cache_files(rec: dict) -> set[str]:
+    return {rec[k] for k in ('image', 'label') if isinstance(rec.get(k), str)} | set((rec.get('others') or {}).values())
 
 def _preprocess_one(case: Case, out: Path, params: dict) -> str:
     sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(1)
-    p = preprocess_case(case.flair, case.seg, **params, channel=case.channel('flair'), labels=case.labels)   # from the paths, so that every error names the file
+    p = preprocess_case(**_case_kwargs(case, params))
     try: old = _cache_files(json.loads(record_path(out, case.id).read_text()))
     except (OSError, ValueError): old = set()
-    rec = dict(id=case.id, params=params, sources=_source_stamp(case), source_grid=p.source.to_dict(),
+    rec = dict(id=case.id, params=params, sources=_source_stamp(case, params.get('modalities', ('flair',))), source_grid=p.source.to_dict(),
                grid=p.grid.to_dict(), info=p.info, format=CACHE_FORMAT, image=f"{case.id}_image.blosc", label=None)
     save_array(out/rec['image'], sitk.GetArrayViewFromImage(p.image))
+    if p.others:
+        rec['others'] = {m: f"{case.id}_{m}.blosc" for m in p.others}
+        for m, img in p.others.items(): save_array(out/rec['others'][m], sitk.GetArrayViewFromImage(img))
     if p.label is not None:
         rec['label'] = f"{case.id}_label.blosc"
         save_array(out/rec['label'], sitk.GetArrayViewFromImage(p.label))
@@ -226,13 +295,14 @@ def _preprocess_one(case: Case, out: Path, params: dict) -> str:
 
 # %% ../nbs/02_preprocess.ipynb #13237c04
 def preprocess_dataset(data, out, spacing: float | None = None, margin: int = 4, percentiles: tuple = (0.5, 99.5),
-                       workers: int | None = None, progress: bool = True) -> list[str]:
-    "Preprocess every case found under `data` into `out`; returns the case ids. Cases already done and unchanged are skipped."
+                       workers: int | None = None, progress: bool = True, modalities=('flair',), regions=('wt',)) -> list[str]:
+    """Preprocess every case found under `data` into `out`; returns the case ids. Cases already done and unchanged are
+    skipped. `modalities`, `regions`: see `preprocess_case` (every case must have the modalities asked for)."""
     data, out = Path(data), Path(out)
     cases = find_cases(data)
     if out.resolve() == data.resolve() or data.resolve() in out.resolve().parents:
         raise BratsError(f"{out}: the output folder must not lie inside the data folder {data} (the data is never written to)")
-    params = _params(spacing, margin, percentiles)
+    params = _params(spacing, margin, percentiles, modalities, regions)
     try: out.mkdir(parents=True, exist_ok=True)
     except OSError as e: raise BratsError(f"{out}: cannot create output folder: {e.strerror}") from None
     todo = [c for c in cases if not _up_to_date(c, out, params)]
@@ -268,14 +338,17 @@ def load_record(out, cid) -> dict:
 
 # %% ../nbs/02_preprocess.ipynb #acb38773
 def load_arrays(out, cid) -> tuple[np.ndarray, np.ndarray | None]:
-    "The preprocessed image (float32) and label (uint8 or None) arrays [z, y, x] of case `cid`."
+    """The preprocessed image (float32: FLAIR [z, y, x], or with other modalities every channel [c, z, y, x]) and label
+    (uint8 [z, y, x]: 0/1, or levels 0-3 with regions; None when unlabelled) arrays of case `cid`."""
     rec, out = load_record(out, cid), Path(out)
     if rec.get('format') != CACHE_FORMAT:
         raise BratsError(f"{record_path(out, cid)}: cached as {rec.get('format', 'npy')!r}, not {CACHE_FORMAT!r} (an older "
                          "brats_ssl); run `brats-ssl preprocess` on the same folders again: it rewrites the cache")
     shape = tuple(rec['grid']['size'][::-1])
-    return (load_array(out/rec['image'], shape, np.float32),
-            load_array(out/rec['label'], shape, np.uint8) if rec.get('label') else None)
+    x = load_array(out/rec['image'], shape, np.float32)
+    if rec.get('others'):
+        x = np.stack([x] + [load_array(out/rec['others'][m], shape, np.float32) for m in MODALITIES if m in rec['others']])
+    return x, load_array(out/rec['label'], shape, np.uint8) if rec.get('label') else None
 
 # %% ../nbs/02_preprocess.ipynb #2271d346
 def load_case(out, cid) -> Preprocessed:
@@ -283,7 +356,9 @@ def load_case(out, cid) -> Preprocessed:
     rec = load_record(out, cid)
     x, y = load_arrays(out, cid)
     g = Geometry.from_dict(rec['grid'])
-    return Preprocessed(g.image(x), None if y is None else g.image(y), Geometry.from_dict(rec['source_grid']), rec['info'])
+    others = [m for m in MODALITIES if m in (rec.get('others') or {})]
+    return Preprocessed(g.image(x[0] if others else x), None if y is None else g.image(y), Geometry.from_dict(rec['source_grid']),
+                        rec['info'], {m: g.image(x[i + 1]) for i, m in enumerate(others)})
 
 # %% ../nbs/02_preprocess.ipynb #739db91b
 def list_preprocessed(out) -> list[str]:

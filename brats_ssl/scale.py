@@ -86,11 +86,18 @@ def heap_cache(on: bool = True):
             libc.mallopt(_M_MMAP_MAX, 65536); libc.mallopt(_M_TRIM_THRESHOLD, 128 * 1024); libc.malloc_trim(0)
 
 # %% ../nbs/08a_scale.ipynb #3a2087ae
+_release_depth = 0
+
 @contextlib.contextmanager
 def heap_release(on: bool = True):
-    "Within the block glibc maps every allocation of 1 MB or more on its own and unmaps it when freed; yields whether it took effect."
+    """Within the block glibc maps every allocation of 1 MB or more on its own and unmaps it when freed; yields whether it
+    took effect. Blocks nest: the outermost one sets the threshold and puts glibc's default back."""
+    global _release_depth
     libc = _glibc() if on and _heap_depth == 0 else None
     if libc is None: yield False; return
-    libc.mallopt(_M_MMAP_THRESHOLD, 2**20)
+    if _release_depth == 0: libc.mallopt(_M_MMAP_THRESHOLD, 2**20)
+    _release_depth += 1
     try: yield True
-    finally: libc.mallopt(_M_MMAP_THRESHOLD, 128 * 1024)
+    finally:
+        _release_depth -= 1
+        if _release_depth == 0: libc.mallopt(_M_MMAP_THRESHOLD, 128 * 1024)

@@ -14,16 +14,21 @@ __all__ = ['paired_comparison', 'compare_methods', 'comparison_table', 'seed_sum
 
 # %% ../nbs/10a_stats.ipynb #1d963c22
 def _values_by_case(rows, metric: str, what: str) -> dict:
-    out = {}
+    out, keys = {}, set()
     for r in rows:
         if 'case' not in r: raise BratsError(f"{what}: a row has no 'case' field: {r}")
         if r['case'] in out: raise BratsError(f"{what}: case {r['case']!r} appears twice")
+        keys |= set(r)
         v = r.get(metric)
         out[r['case']] = math.nan if v is None else float(v)
+    if out and metric not in keys:
+        have = sorted(keys - {'case'})
+        raise BratsError(f"{what}: no row has the metric {metric!r} (the rows hold {', '.join(have[:12])}{' ...' if len(have) > 12 else ''})")
     return out
 
 def paired_comparison(rows_a, rows_b, metric: str = 'dice', n_boot: int = 2000, seed: int = 0) -> dict:
-    """Compare `metric` of two methods on the cases they share. Differences are B − A per case. Returns n, cases,
+    """Compare `metric` (a row key: 'dice', or 'dice_tc' for the tumour core, see `region_key`) of two methods on the
+    cases they share; `BratsError` when no row of either side holds it. Differences are B − A per case. Returns n, cases,
     diffs, mean_a, mean_b, mean_diff, median_diff, p_value (two-sided Wilcoxon signed-rank; nan for n < 2 or all
     differences zero), ci_low, ci_high (percentile bootstrap 95 % CI of the mean difference; nan for n < 2), n_excluded."""
     a, b = _values_by_case(rows_a, metric, 'rows_a'), _values_by_case(rows_b, metric, 'rows_b')

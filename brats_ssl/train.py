@@ -13,17 +13,19 @@ import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 from tqdm.auto import tqdm
 import brats_ssl
-from .io import BratsError, BratsWarning, atomic_path, write_json
+from .io import BratsError, BratsWarning, atomic_path, write_json, MODALITIES
+from .preprocess import _params
 from .data import PatchDataset, load_volumes, step_batches
 from .models import UNet3D
 from .methods import METHODS, make_method, method_settings
-from .infer import sliding_window, postprocess, POSTPROCESS
+from .infer import sliding_window, postprocess, region_probabilities, POSTPROCESS
 from .metrics import dice
 from .scale import resolve_device, Dist, init_distributed, _gather, _checksums, heap_cache
 
 # %% auto #0
-__all__ = ['TINY', 'LOG_FIELDS', 'VAL_FIELDS', 'TrainConfig', 'poly_lr', 'network', 'build', 'save_checkpoint', 'load_checkpoint',
-           'model_from_checkpoint', 'validate', 'train_step', 'config_differences', 'environment', 'train']
+__all__ = ['TINY', 'LOG_FIELDS', 'LOG_EVERY', 'VAL_FIELDS', 'TrainConfig', 'poly_lr', 'network', 'build', 'save_checkpoint',
+           'load_checkpoint', 'model_from_checkpoint', 'validate', 'train_step', 'config_differences', 'environment',
+           'train']
 
 # %% ../nbs/08_train.ipynb #4d6b0160
 @dataclass
@@ -55,14 +57,19 @@ class TrainConfig:
     val_every: int = 200
     overlap: float = 0.5              # sliding-window overlap for validation
     seed: int = 0
-    workers: int = 0                  # data-loader worker processes
+    workers: int | None = None        # data-loader worker processes (None: 0 on the CPU, up to 4 on CUDA to keep the GPU fed)
     device: str = 'auto'              # 'auto', 'cpu', 'cuda', 'cuda:1', ...
     amp: bool = True                  # bf16 autocast on CUDA (ignored on the CPU)
     channels_last: bool = True        # channels-last 3D memory layout (faster convolutions on CPU and GPU)
     keep_heap: bool = True            # CPU on Linux: reuse freed memory instead of mapping fresh pages (see `heap_cache` in 08a_scale)
+    modalities: tuple = ('flair',)    # the input channels, in MODALITIES order: FLAIR and any of t1, t1ce, t2
+    regions: tuple = ('wt',)          # ('wt',): whole tumour, 2 classes; ('wt', 'tc', 'et'): 4 classes, the regions' levels
 
     def __post_init__(self):
         self.patch, self.filters = tuple(self.patch), tuple(self.filters)
+        _params(None, 4, (0.5, 99.5), self.modalities, self.regions)          # the same check as preprocessing's
+        self.modalities = tuple(m for m in MODALITIES if m in self.modalities)
+        self.regions = tuple(self.regions)
         if self.norm == 'none': self.norm = None
         if self.method not in METHODS: raise BratsError(f"unknown method {self.method!r}: choose one of {', '.join(METHODS)}")
         if self.rampup is not None and self.rampup < 0: raise BratsError(f"rampup must be >= 0 iterations (or None: the whole run), got {self.rampup}")
@@ -76,10 +83,17 @@ class TrainConfig:
         if self.norm not in ('batch', 'instance', None): raise BratsError(f"norm must be 'batch', 'instance' or None, not {self.norm!r}")
 
     @classmethod
-    def from_dict(cls, d: dict) -> TrainConfig:
+    def from_dict(cls, d: dict, strict: bool = False) -> TrainConfig:
+        """The configuration a dict holds (a checkpoint's, a JSON file's). A key that is no setting is an error with
+        `strict`, else skipped with a `BratsWarning` naming it (a checkpoint of another version, a typo in a file)."""
         known = {f.name for f in fields(cls)}
         d = dict(d)
         if 'batchnorm' in d and 'norm' not in d: d['norm'] = 'batch' if d.pop('batchnorm') else None   # written before `norm`
+        unknown = sorted(set(d) - known)
+        if unknown:
+            what = f"unknown training setting {', '.join(map(repr, unknown))}"
+            if strict: raise BratsError(f"{what}: the settings are {', '.join(sorted(known))}")
+            warnings.warn(f"{what} ignored (not a setting of this version of brats_ssl)", BratsWarning)
         return cls(**{k: v for k, v in d.items() if k in known})
 
 # %% ../nbs/08_train.ipynb #defb64fe
@@ -93,7 +107,7 @@ def poly_lr(base_lr: float, it: int, max_it: int, power: float = 0.9) -> float:
 # %% ../nbs/08_train.ipynb #802f300b
 def network(cfg: TrainConfig, device='cpu') -> UNet3D:
     "The UNet3D of a run (fresh weights), on `device`, in the run's memory layout: what `build` trains and checkpoints load into."
-    model = UNet3D(1, 2, cfg.filters, cfg.norm, cfg.dropout).to(device)
+    model = UNet3D(len(cfg.modalities), 2 if cfg.regions == ('wt',) else 4, cfg.filters, cfg.norm, cfg.dropout).to(device)
     return model.to(memory_format=torch.channels_last_3d) if cfg.channels_last else model
 
 # %% ../nbs/08_train.ipynb #e8704c12
@@ -149,12 +163,20 @@ def model_from_checkpoint(state: dict, device='cpu') -> torch.nn.Module:
 
 # %% ../nbs/08_train.ipynb #3756ce77
 def validate(model, volumes, patch, overlap=0.5, device=None, amp=False) -> dict[str, float]:
-    "Mean Dice of `model` over the (image, label) `volumes`, by sliding window, for each post-processing of `POSTPROCESS`."
+    """Mean Dice of `model` over the (image, label) `volumes`, by sliding window, for each post-processing of `POSTPROCESS`;
+    with the regions' four classes, the mean over the cases of the mean Dice of WT, TC and ET (probability of the region > 0.5)."""
     dices = {m: [] for m in POSTPROCESS}
     for x, y in volumes:
-        raw = sliding_window(model, x, patch, overlap, device=device, amp=amp).argmax(0).numpy() > 0
-        ref = np.asarray(y) > 0
-        for m in POSTPROCESS: dices[m].append(dice(postprocess(raw, m), ref))
+        probs = sliding_window(model, x, patch, overlap, device=device, amp=amp)
+        if probs.shape[0] == 2:
+            raw = probs.argmax(0).numpy() > 0
+            ref = np.asarray(y) > 0
+            for m in POSTPROCESS: dices[m].append(dice(postprocess(raw, m), ref))
+        else:
+            lv = region_probabilities(probs).numpy() > 0.5               # (3, D, H, W): WT, TC, ET
+            for m in POSTPROCESS:
+                keep = postprocess(lv[0], m)                             # post-processing acts on the whole tumour; TC, ET within it
+                dices[m].append(float(np.mean([dice(lv[k] & keep, np.asarray(y) > k) for k in range(3)])))
     return {m: float(np.mean(v)) for m, v in dices.items()}
 
 # %% ../nbs/08_train.ipynb #c3980fa6
@@ -173,10 +195,8 @@ def train_step(model, method, opt, batch, it: int, cfg: TrainConfig, device, amp
         loss, logs = method.loss(net, xl, yl, xu, it, cfg.iterations)
     if d.world > 1:                                  # world > 1: log the mean over the ranks
         keys = sorted(logs)
-        v = torch.tensor([float(logs[k]) for k in keys], dtype=torch.float64, device=device)
-        dist.all_reduce(v); logs = dict(zip(keys, (v / d.world).tolist()))
-    if not math.isfinite(logs['loss']):
-        raise BratsError(f"training diverged at iteration {it}: loss is {logs['loss']} (try a lower learning rate)")
+        v = torch.stack([torch.as_tensor(logs[k], dtype=torch.float64, device=device) for k in keys])
+        dist.all_reduce(v); logs = dict(zip(keys, v / d.world))
     opt.zero_grad(set_to_none=True)
     loss.backward()
     opt.step()
@@ -187,12 +207,14 @@ def train_step(model, method, opt, batch, it: int, cfg: TrainConfig, device, amp
 
 # %% ../nbs/08_train.ipynb #715e1436
 LOG_FIELDS = ['iteration', 'loss', 'ce', 'dice', 'consistency', 'consistency_weight', 'lr', 'kept', 'seconds']
+LOG_EVERY = 25    # iterations between two reads of the logged numbers: on a GPU one synchronisation, not ~10 per step
 VAL_FIELDS = ['iteration', 'val_dice', 'val_dice_largest']   # without and with `postprocess(..., 'largest')`
 
 def config_differences(a: TrainConfig, b: TrainConfig) -> list[str]:
-    "The settings in which two runs' configurations differ (settings added later take their defaults), except `keep_heap`, which changes memory use only."
+    """The settings in which two runs' configurations differ (settings added later take their defaults), except `keep_heap`
+    and `workers`, which change memory use and speed only (each patch is drawn from its own index: the same batches)."""
     a, b = (json.loads(json.dumps(asdict(c))) for c in (a, b))
-    return sorted(k for k in b if a.get(k) != b[k] and k != 'keep_heap')
+    return sorted(k for k in b if a.get(k) != b[k] and k not in ('keep_heap', 'workers'))
 
 def _log_rows(path: Path, start: int) -> list[dict]:
     if not path.exists(): return []
@@ -297,12 +319,22 @@ def _train(d: Dist, device: torch.device, prep: Path, out: Path, split, cfg, res
         raise BratsError(f"{out}: holds a run already (checkpoint_last.pt); use resume, or another output folder")
     torch.manual_seed(cfg.seed); random.seed(cfg.seed); np.random.seed(cfg.seed)
     amp = cfg.amp and device.type == 'cuda'
+    if amp and not torch.cuda.is_bf16_supported(including_emulation=False):
+        warnings.warn(f"{torch.cuda.get_device_name(device)} has no bfloat16 arithmetic: training in float32 (amp off)", BratsWarning)
+        amp = False
+    workers = cfg.workers if cfg.workers is not None else (min(4, os.cpu_count() or 1) if device.type == 'cuda' else 0)
     model, method, opt = build(cfg, device)
     if d.world > 1: torch.manual_seed(cfg.seed + 7919 * (d.rank + 1))   # world > 1: own dropout and noise on each rank
     if d.world > 1 and len(method.trainable(model)) > 1:
         raise BratsError(f"method {cfg.method!r} trains {len(method.trainable(model))} networks; several processes (torchrun) support one")
     start, best_dice, post = _resume(last, cfg, model, method, opt, d) if resume and last.exists() else (0, -1.0, 'none')
     prep_params = json.loads((prep/'dataset.json').read_text())['params'] if (prep/'dataset.json').exists() else None
+    if prep_params is not None:
+        have = (tuple(prep_params.get('modalities', ('flair',))), tuple(prep_params.get('regions', ('wt',))))
+        if have != (cfg.modalities, cfg.regions):
+            raise BratsError(f"{prep}: preprocessed with modalities {' '.join(have[0])} and regions {' '.join(have[1])}, but the run asks for "
+                             f"modalities {' '.join(cfg.modalities)} and regions {' '.join(cfg.regions)}: preprocess again with those "
+                             "(`brats-ssl preprocess --modalities ... --regions ...`), into another folder")
     extra = lambda rngs=None: dict(split=split, preprocess=prep_params, best_dice=best_dice, rng_ranks=rngs, postprocess=post)
     if main:
         write_json(dict(config=asdict(cfg), split=split, preprocess=prep_params, environment=environment(d.world)), out/'config.json')
@@ -330,24 +362,39 @@ def _train(d: Dist, device: torch.device, prep: Path, out: Path, split, cfg, res
     model.train()
     if d.world > 1:   # DDP's note that the 1x1x1 head's channels-last gradient is copied into its bucket: harmless
         warnings.filterwarnings('ignore', message='Grad strides do not match bucket view strides')
-    net = model if d.world == 1 else DistributedDataParallel(      # world > 1: gradients averaged over the ranks
-        model, device_ids=[device.index] if device.type == 'cuda' else None)
+    net = model if d.world == 1 else DistributedDataParallel(      # world > 1: gradients averaged over the ranks; buffers:
+        model, device_ids=[device.index] if device.type == 'cuda' else None, broadcast_buffers=False)   # `train_step` after each step
     done = start      # iterations whose update is complete (what a checkpoint may claim)
     bar = tqdm(total=cfg.iterations, initial=start, desc=f'train {cfg.method}', unit='it', disable=not (progress and main))
     with _csv_logs(out, start, main) as (log, vlog), _ctrl_c(cfg, main) as interrupted:
+        pending = []
+        def flush():
+            "Read the pending iterations' numbers off the device at once, stop at a loss that is not finite, write the rows."
+            tensors = [v for _, _, lg in pending for v in lg.values() if torch.is_tensor(v)]
+            host = iter(torch.stack([v.detach().double().reshape(()) for v in tensors]).tolist() if tensors else [])
+            rows = [dict(iteration=i, seconds=s, **{k: next(host) if torch.is_tensor(v) else v for k, v in lg.items()}) for i, s, lg in pending]
+            pending.clear()
+            for r in rows:
+                if not math.isfinite(r['loss']):
+                    raise BratsError(f"training diverged at iteration {r['iteration']}: loss is {r['loss']} (try a lower learning rate)")
+                if main: log(r)
+            if rows: bar.set_postfix(loss=f"{rows[-1]['loss']:.3f}", best=f"{best_dice:.3f}")
         try:
             t0 = time.time()
             for it, xl, yl, xu in step_batches(labelled, unlabelled, cfg.batch_labelled, cfg.batch_unlabelled,
-                                               start, cfg.iterations, cfg.workers, d.rank, d.world):
+                                               start, cfg.iterations, workers, d.rank, d.world):
                 logs = train_step(model, method, opt, (xl, yl, xu), it, cfg, device, amp, d, net)   # loss, step, teacher
                 done = it + 1
-                if main: log(dict(iteration=it, seconds=round(time.time() - t0, 3), **logs))
-                bar.update(); bar.set_postfix(loss=f"{logs['loss']:.3f}", best=f"{best_dice:.3f}")
+                pending.append((it, round(time.time() - t0, 3), logs))
+                bar.update()
+                last_step = done == cfg.iterations or (stop_at is not None and done >= stop_at)
+                if done % LOG_EVERY == 0 or done % cfg.val_every == 0 or last_step or interrupted: flush()
                 if done % cfg.val_every == 0 or done == cfg.iterations: checkpoint(done, True, vlog)
                 elif stop_at is not None and done >= stop_at: checkpoint(done, False, vlog)
                 if stop_at is not None and done >= stop_at: break
                 if interrupted: raise KeyboardInterrupt
         except KeyboardInterrupt:   # the checkpoint of the iterations completed; an unfinished one is redone on resume
+            flush()
             if main: save_checkpoint(last, model, method, opt, done, cfg, extra())
             raise
         finally:
