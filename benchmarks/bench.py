@@ -31,10 +31,11 @@ def _stepper(method: str, size: int, device: str, settings: dict | None = None, 
     cfg = TrainConfig(**{**dict(method=method, patch=(size,) * 3, device=device), **(settings or {})})
     model, meth, opt = build(cfg, dev)
     if modify: model = modify(model)
-    fmt = torch.channels_last_3d
-    xl = torch.randn(2, 1, size, size, size, device=dev).to(memory_format=fmt)
+    fmt, ch = torch.channels_last_3d, len(cfg.modalities)
+    xl = torch.randn(2, ch, size, size, size, device=dev).to(memory_format=fmt)
     yl = (torch.rand(2, size, size, size, device=dev) > 0.8).long()
-    xu = torch.randn(2, 1, size, size, size, device=dev).to(memory_format=fmt)
+    if cfg.regions != ('wt',): yl = yl * torch.randint(1, 4, yl.shape, device=dev)      # the regions' levels 0-3
+    xu = torch.randn(2, ch, size, size, size, device=dev).to(memory_format=fmt)
     amp = dev.type == 'cuda' and cfg.amp
     it = itertools.count()
     def step() -> float:
@@ -59,7 +60,7 @@ def _train_step(args) -> dict:
 
 
 def _predict(args) -> dict:
-    flair_path, device, overlap, *settings = args       # settings: TrainConfig fields, then the number of ensemble members
+    flair_path, device, overlap, *settings = args       # settings: TrainConfig fields, the number of ensemble members, other modalities' files
     import torch
     from brats_ssl.io import read_image
     from brats_ssl.preprocess import preprocess_case
@@ -70,17 +71,30 @@ def _predict(args) -> dict:
     dev = resolve_device(device)
     cfg = TrainConfig(device=device, **(settings[0] if settings else {}))
     members = settings[1] if len(settings) > 1 else 1
+    others = settings[2] if len(settings) > 2 else {}
     models = [network(cfg, dev).eval() for _ in range(members)]   # as `predict` has them from checkpoints: no teacher, no optimiser
     model = models[0]
     flair = read_image(flair_path, 'FLAIR')
     t = time.perf_counter()
-    pre = preprocess_case(flair)
+    pre = preprocess_case(flair, others=others)
     mask, _ = predict_case(models, pre, [cfg.patch] * members, overlap, device=dev, amp=dev.type == 'cuda')
     secs = time.perf_counter() - t
     peak = torch.cuda.max_memory_allocated() / 2**20 if dev.type == 'cuda' else _peak_mb()
     window = inference_window(pre.image.GetSize()[::-1], cfg.patch, model.size_multiple)
     return dict(case=Path(flair_path).name, size=list(flair.GetSize()), cropped=list(pre.image.GetSize()),
-                patch=list(cfg.patch), window=list(window[::-1]), overlap=overlap, seconds=secs, peak_mb=peak, members=members)
+                patch=list(cfg.patch), window=list(window[::-1]), overlap=overlap, seconds=secs, peak_mb=peak, members=members,
+                channels=len(cfg.modalities), classes=2 if cfg.regions == ('wt',) else 4)
+
+
+FOUR = dict(modalities=('flair', 't1', 't1ce', 't2'), regions=('wt', 'tc', 'et'))
+
+def _region_pairs(args) -> list[tuple[float, float]]:
+    "Pairs of UAMT steps, the binary FLAIR-only run then the four-modality three-region run, interleaved in one process."
+    size, pairs, device = args
+    (one, _, heap), (four, _, _) = _stepper('uamt', size, device), _stepper('uamt', size, device, FOUR)
+    with heap:
+        one(); four()                                                 # warm-up
+        return [(one(), four()) for _ in range(pairs)]
 
 
 def largest_case(cases):
@@ -149,6 +163,13 @@ def main(argv=None) -> int:
     res['predict'] = [_in_fresh_process(_predict, (str(c.flair), a.device, a.overlap))
                       for c in ([cases[0]] if largest.id == cases[0].id else [cases[0], largest])]
     res['predict'].append(_in_fresh_process(_predict, (str(largest.flair), a.device, a.overlap, {}, 3)))   # a 3-fold ensemble
+    # four modalities and three regions beside FLAIR alone and the whole tumour: a UAMT step (pairs in one process) and prediction
+    pairs = _in_fresh_process(_region_pairs, (a.sizes[0], 4, a.device))
+    res['regions_step'] = dict(patch=a.sizes[0], pairs=pairs, ratio=statistics.median(y / x for x, y in pairs),
+                               ratio_range=[min(y / x for x, y in pairs), max(y / x for x, y in pairs)])
+    if all(getattr(largest, m) is not None for m in FOUR['modalities']):
+        res['predict_regions'] = [_in_fresh_process(_predict, (str(largest.flair), a.device, a.overlap, s, 1, o))
+                                  for s, o in (({}, {}), (FOUR, {m: str(largest.path(m)) for m in FOUR['modalities'][1:]}))]
     m = res['machine']
     print(f"brats_ssl benchmark on {m['platform']}, {m['cpus']} CPUs, torch {m['torch']} ({m['torch_threads']} threads), device {m['device']}")
     print("| what | figure |\n|:---|---:|")
@@ -165,6 +186,14 @@ def main(argv=None) -> int:
         what = 'UNet3D(16..256)' if p['members'] == 1 else f"ensemble of {p['members']} UNet3D(16..256)"
         print(f"| predict {p['case']} ({'x'.join(map(str, p['size']))}, crop {'x'.join(map(str, p['cropped']))}), {what}, "
               f"window {'x'.join(map(str, p['window']))}, overlap {p['overlap']}, read + preprocess + predict + restore | {p['seconds']:.1f} s, peak {p['peak_mb']:.0f} MB |")
+    rs = res['regions_step']
+    print(f"| UAMT step at {rs['patch']}^3, 4 modalities and 3 regions / FLAIR and the whole tumour ({len(rs['pairs'])} interleaved pairs; "
+          f"median steps {statistics.median(y for _, y in rs['pairs']):.2f} s / {statistics.median(x for x, _ in rs['pairs']):.2f} s) | "
+          f"{rs['ratio']:.2f}x (range {rs['ratio_range'][0]:.2f}-{rs['ratio_range'][1]:.2f}x) |")
+    if 'predict_regions' in res:
+        one, four = res['predict_regions']
+        print(f"| predict {four['case']} with 4 modalities and 3 regions / FLAIR and the whole tumour (read + preprocess + predict + restore; "
+              f"{four['seconds']:.1f} s / {one['seconds']:.1f} s, peak {four['peak_mb']:.0f} / {one['peak_mb']:.0f} MB) | {four['seconds'] / one['seconds']:.2f}x |")
     if a.json: write_json(res, a.json); print(f"written {a.json}")
     return 0
 

@@ -82,11 +82,22 @@ def _cmd_train(a):
 
 # %% ../nbs/13_cli.ipynb #6f01ca9d
 def _cmd_predict(a):
-    from brats_ssl.pipeline import predict_dataset, resolve_checkpoints
-    members = resolve_checkpoints(a.checkpoint, a.method)
-    files = predict_dataset(members, a.input, a.out, overlap=a.overlap, uncertainty=a.uncertainty, device=a.device,
+    from brats_ssl.pipeline import predict_dataset, resolve_checkpoints, pretrained_checkpoint
+    if a.pretrained:
+        if len(a.paths) != 2: raise BratsError(f"with --pretrained give INPUT and OUT only (got {len(a.paths)} paths: {' '.join(a.paths)})")
+        members, (inp, out) = [pretrained_checkpoint(a.pretrained)], a.paths
+    else:
+        if len(a.paths) < 3: raise BratsError("give CHECKPOINT [CHECKPOINT ...] INPUT OUT, or --pretrained NAME INPUT OUT (`brats-ssl pretrained` lists the models)")
+        members, inp, out = resolve_checkpoints(a.paths[:-2], a.method), a.paths[-2], a.paths[-1]
+    files = predict_dataset(members, inp, out, overlap=a.overlap, uncertainty=a.uncertainty, device=a.device,
                             mirror=a.mirror, overwrite=a.overwrite)
-    print(f"{len(files)} predictions in {a.out}" + (f" (ensemble of {len(members)} checkpoints)" if len(members) > 1 else ''))
+    print(f"{len(files)} predictions in {out}" + (f" (ensemble of {len(members)} checkpoints)" if len(members) > 1 else '')
+          + (f" by the pretrained model {a.pretrained} (not for clinical use)" if a.pretrained else ''))
+
+def _cmd_pretrained(a):
+    from brats_ssl.pipeline import pretrained_models, card_text
+    models = pretrained_models()
+    print('\n\n'.join(card_text(c) for c in models.values()) if models else 'this installation ships no pretrained model')
 
 def _cmd_export(a):
     from brats_ssl.pipeline import export_onnx
@@ -163,16 +174,22 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument('--resume', action='store_true', help='continue from OUT/checkpoint_last.pt')
     _train_options(s)
     s.set_defaults(func=_cmd_train)
-    s = sub.add_parser('predict', help='predict cases with a checkpoint', description='Write <case>_pred.nii.gz on each FLAIR\'s grid for a case folder or a data set (INPUT: a folder in any BraTS layout, or a CSV manifest). A file already in OUT is reused only when OUT/predictions.json shows that this checkpoint wrote it with these settings; any other is left alone and the command stops, unless --overwrite.')
-    s.add_argument('checkpoint', nargs='+', help='a checkpoint file or run folder; several: an ensemble (their tumour probabilities are '
-                   'averaged); a cross-validated reproduce folder with --method: its folds as an ensemble')
-    s.add_argument('input'); s.add_argument('out')
+    s = sub.add_parser('predict', help='predict cases with a checkpoint', usage='brats-ssl predict [options] CHECKPOINT [CHECKPOINT ...] INPUT OUT\n'
+                       '       brats-ssl predict [options] --pretrained NAME INPUT OUT', description='Write <case>_pred.nii.gz on each FLAIR\'s grid for a case folder or a data set (INPUT: a folder in any BraTS layout, or a CSV manifest). A file already in OUT is reused only when OUT/predictions.json shows that this checkpoint wrote it with these settings; any other is left alone and the command stops, unless --overwrite.')
+    s.add_argument('paths', nargs='+', metavar='PATH', help='CHECKPOINT: a checkpoint file or run folder; several: an '
+                   'ensemble (their tumour probabilities are averaged); a cross-validated reproduce folder with --method: its folds as '
+                   'an ensemble. With --pretrained: INPUT OUT only')
+    s.add_argument('--pretrained', metavar='NAME', default=None, help='predict with a model shipped in the package (`brats-ssl pretrained` lists them)')
     s.add_argument('--method', choices=list(METHODS), default=None, help="with a cross-validated reproduce folder: the method whose folds' checkpoints predict")
     s.add_argument('--overlap', type=float, default=0.5); s.add_argument('--uncertainty', action='store_true', help='also write <case>_uncertainty.nii.gz (entropy, nats)')
     s.add_argument('--mirror', action='store_true', help='average over the 8 flips of the three axes (8x the work; see 07_infer)')
     s.add_argument('--overwrite', action='store_true', help='replace files in OUT that predictions.json does not show to come from this checkpoint and these settings (default: refuse)')
     s.add_argument('--device', default='auto')
     s.set_defaults(func=_cmd_predict)
+    s = sub.add_parser('pretrained', help='list the models shipped in the package, with their cards', description='The models '
+                       'shipped in the package (`brats-ssl predict --pretrained NAME INPUT OUT`), each with its card: training data, '
+                       'the command that made it, cross-validated figures, the data\'s terms. Not for clinical use.')
+    s.set_defaults(func=_cmd_pretrained)
     s = sub.add_parser('export', help='write a checkpoint as an ONNX model', description='Write the network of CHECKPOINT as an ONNX '
                        'model (input: a preprocessed FLAIR, free sizes that are multiples of the network\'s size multiple; output: '
                        'class probabilities), with the preprocessing settings in its metadata. Needs onnx and onnxruntime: '

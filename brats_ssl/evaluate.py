@@ -313,25 +313,28 @@ def _zscore_brain(arr: np.ndarray, what: str = 'FLAIR') -> tuple[tuple, np.ndarr
     b = brain[sl]
     return sl, zscore(arr[sl].astype(np.float64), b, what)[0], b
 
-def _threshold_mask(z: np.ndarray, brain: np.ndarray, t: float, connectivity: int, opening: bool) -> np.ndarray:
+def _threshold_mask(z: np.ndarray, brain: np.ndarray, t: float, connectivity: int, openings: int, largest: bool = True) -> np.ndarray:
     m = brain & (z > t)
-    if opening: m = ndi.binary_opening(m, structure=ndi.generate_binary_structure(3, 1))
-    return largest_component(m, connectivity)
+    if openings: m = ndi.binary_opening(m, structure=ndi.generate_binary_structure(3, 1), iterations=openings)
+    return largest_component(m, connectivity) if largest else m
 
 # %% ../nbs/10_evaluate.ipynb #8752cf27
-def threshold_segmentation(flair, z: float = THRESHOLD_Z, connectivity: int = 6, opening: bool = True) -> np.ndarray:
+def threshold_segmentation(flair, z: float = THRESHOLD_Z, connectivity: int = 6, openings: int = 1, largest: bool = True) -> np.ndarray:
     """No-learning whole-tumour mask (uint8 [z, y, x], same shape as the FLAIR): brain voxels whose z-score (mean and std
-    over `brain_mask`) exceeds `z`, opened once with the face-connected cross (`opening`), largest `connectivity`
-    (6, 18 or 26) connected component kept. `flair`: SimpleITK image or numpy array [z, y, x]."""
+    over `brain_mask`) exceeds `z`, opened with the face-connected cross (`openings`: its size, in erosions then as
+    many dilations; 0: none), the largest `connectivity` (6, 18 or 26) connected component kept (`largest`).
+    `flair`: SimpleITK image or numpy array [z, y, x]."""
     if connectivity not in (6, 18, 26): raise BratsError(f"connectivity must be 6, 18 or 26, not {connectivity!r}")
+    if isinstance(openings, bool) or not isinstance(openings, (int, np.integer)) or openings < 0:
+        raise BratsError(f"openings must be a whole number >= 0, not {openings!r}")
     arr = sitk.GetArrayFromImage(flair) if isinstance(flair, sitk.Image) else np.asarray(flair)
     sl, zs, b = _zscore_brain(arr)
     out = np.zeros(arr.shape, np.uint8)
-    out[sl] = _threshold_mask(zs, b, z, connectivity, opening)
+    out[sl] = _threshold_mask(zs, b, z, connectivity, openings, largest)
     return out
 
 # %% ../nbs/10_evaluate.ipynb #ed10cb0d
-def threshold_predictions(data, out_dir, z: float = THRESHOLD_Z, connectivity: int = 6, opening: bool = True,
+def threshold_predictions(data, out_dir, z: float = THRESHOLD_Z, connectivity: int = 6, openings: int = 1, largest: bool = True,
                           progress: bool = True, cases=None) -> list[Path]:
     "Write `threshold_segmentation` of every case under `data` (or of `cases` only) to `out_dir/<id>_pred.nii.gz` (uint8, FLAIR grid)."
     data, out_dir = Path(data), Path(out_dir)
@@ -341,27 +344,28 @@ def threshold_predictions(data, out_dir, z: float = THRESHOLD_Z, connectivity: i
     paths = []
     for c in tqdm(cases, desc='threshold', unit='case', disable=not progress):
         flair = read_image(c.flair, 'FLAIR', c.channel('flair'))
-        mask = threshold_segmentation(flair, z, connectivity, opening)
+        mask = threshold_segmentation(flair, z, connectivity, openings, largest)
         paths.append(write_image(Geometry.of(flair).image(mask), pred_path(out_dir, c.id)))
     return paths
 
 # %% ../nbs/10_evaluate.ipynb #809f3342
-def threshold_scan(data, zs=tuple(np.round(np.arange(0.6, 2.01, 0.1), 2)), connectivity: int = 6, opening: bool = True,
-                   progress: bool = True, ids=None) -> dict:
-    """Dice of `threshold_segmentation` for every labelled case under `data` (or only those in `ids`) and every threshold
-    in `zs`: {'cases': ids, 'z': thresholds, 'dice': array [case, threshold]}. Used to choose `THRESHOLD_Z`, and by
-    `reproduce` to tune the threshold of each cross-validation fold on that fold's non-test cases."""
+def threshold_scan(data, zs=tuple(np.round(np.arange(0.6, 2.01, 0.1), 2)), connectivity: int = 6, openings=(1,),
+                   largest=(True,), progress: bool = True, ids=None) -> dict:
+    """Dice of `threshold_segmentation` for every labelled case under `data` (or only those in `ids`) and every setting:
+    each threshold in `zs` with each number of `openings` and each `largest` choice. Returns {'cases': ids, 'settings':
+    [{'z', 'openings', 'largest'}, ...], 'z': the settings' thresholds, 'dice': array [case, setting]}. Used to choose
+    `THRESHOLD_Z`, and by `reproduce` to tune the threshold and its post-processing on each fold's non-test cases."""
     cases = [c for c in find_cases(data) if c.labelled and (ids is None or c.id in set(ids))]
     if not cases: raise BratsError(f"{data}: no labelled case: nothing to tune on")
-    zs = [float(t) for t in zs]
-    out = np.zeros((len(cases), len(zs)))
+    settings = [dict(z=float(t), openings=int(o), largest=bool(k)) for o in openings for k in largest for t in zs]
+    out = np.zeros((len(cases), len(settings)))
     for i, c in enumerate(tqdm(cases, desc='threshold scan', unit='case', disable=not progress)):
         flair, seg = read_case(c)
         sl, z, b = _zscore_brain(sitk.GetArrayFromImage(flair), str(c.flair))
         ref = tumour_mask(sitk.GetArrayViewFromImage(seg), c.labels)
         inside, total = ref[sl], int(ref.sum())
-        for j, t in enumerate(zs):
-            m = _threshold_mask(z, b, t, connectivity, opening)
+        for j, s in enumerate(settings):
+            m = _threshold_mask(z, b, s['z'], connectivity, s['openings'], s['largest'])
             denom = int(m.sum()) + total
             out[i, j] = 1.0 if denom == 0 else 2.0 * np.count_nonzero(m & inside) / denom
-    return dict(cases=[c.id for c in cases], z=zs, dice=out)
+    return dict(cases=[c.id for c in cases], settings=settings, z=[s['z'] for s in settings], dice=out)

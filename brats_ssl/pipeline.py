@@ -25,7 +25,8 @@ from .methods import METHODS, method_title
 from .viz import plot_loss_curves, plot_slices, plot_surfaces, save_figure
 
 # %% auto #0
-__all__ = ['BUDGETS', 'resolve_checkpoints', 'predict_dataset', 'reproduce', 'export_onnx']
+__all__ = ['BUDGETS', 'THRESHOLD_TUNING', 'PRETRAINED_DIR', 'resolve_checkpoints', 'predict_dataset', 'reproduce', 'export_onnx',
+           'ship_checkpoint', 'pretrained_models', 'pretrained_checkpoint', 'card_text']
 
 # %% ../nbs/12_pipeline.ipynb #a88ea106
 def resolve_checkpoints(checkpoints, method: str | None = None) -> list[Path]:
@@ -144,19 +145,23 @@ BUDGETS = {
                  train=dict(TINY, iterations=2, val_every=1)),     # seconds: for lessons and tests
 }
 
+# %% ../nbs/12_pipeline.ipynb #77c57eaf
+THRESHOLD_TUNING = dict(openings=(0, 1, 2), largest=(True, False))   # the threshold's post-processing, tuned with its z per fold
+
 # %% ../nbs/12_pipeline.ipynb #5c67507c
 def _run_fold(out: Path, data: Path, prep: Path, split: dict, scan: dict, b: dict, methods, seeds, device, progress,
               fold=None) -> tuple[list, dict]:
-    """The threshold and every method and seed of one split: per-case rows and run folders. The threshold's z is the best
-    of `scan` (see `threshold_scan`) on the split's labelled and validation cases: never on its test cases."""
+    """The threshold and every method and seed of one split: per-case rows and run folders. The threshold's setting (z,
+    openings, largest component) is the best of `scan` (see `threshold_scan`) on the split's labelled and validation
+    cases: never on its test cases."""
     write_json(split, out/'split.json')
     test_cases = [c for c in find_cases(data) if c.id in set(split['test'])]
     tune = [i for i, c in enumerate(scan['cases']) if c in set(split['labelled'] + split['val'])]
     dice = scan['dice'][tune].mean(0)
-    z = scan['z'][int(np.argmax(dice))]
-    write_json(dict(z=z, tuned_on=[scan['cases'][i] for i in tune], dice=float(dice.max())), out/'threshold.json')
+    best = scan['settings'][int(np.argmax(dice))]            # z, openings, largest component: all chosen on non-test cases
+    write_json(dict(**best, tuned_on=[scan['cases'][i] for i in tune], dice=float(dice.max())), out/'threshold.json')
     thr_dir = out/'predictions'/'threshold'
-    threshold_predictions(data, thr_dir, z=z, cases=test_cases, progress=False)
+    threshold_predictions(data, thr_dir, **best, cases=test_cases, progress=False)
     tag = {} if fold is None else dict(fold=fold)
     rows = [dict(method='threshold', seed='', **tag, **x) for x in evaluate_predictions(thr_dir, data, progress=False, ids=split['test'])]
     runs, reused = {}, []
@@ -239,7 +244,7 @@ def reproduce(out='brats_ssl_reproduce', data=None, budget: str = 'quick', metho
     if fold is not None and (not b['folds'] or any(k not in range(len(splits)) for k in ks)):
         raise BratsError(f"fold {fold}: " + (f"choose among 0..{len(splits) - 1}" if b['folds'] else "folds exist only with cross-validation (folds=...)"))
     splits, dirs = [splits[k] for k in ks], [dirs[k] for k in ks]
-    scan = threshold_scan(data, ids=sorted({c for s in splits for c in s['labelled'] + s['val']}), progress=False)
+    scan = threshold_scan(data, ids=sorted({c for s in splits for c in s['labelled'] + s['val']}), progress=False, **THRESHOLD_TUNING)
     rows, runs, reused = [], [], []
     for k, split, fdir in zip(ks, splits, dirs):
         r, fr, ru = _run_fold(fdir, data, out/'prep', split, scan, b, methods, seeds, device, progress, k if b['folds'] else None)
@@ -312,3 +317,44 @@ def export_onnx(checkpoint, path, opset: int = 17) -> Path:
         proto.doc_string = "brats_ssl whole-tumour segmentation of BraTS FLAIR (research use only, not for clinical use)"
         onnx.save(proto, str(tmp))
     return Path(path)
+
+# %% ../nbs/12_pipeline.ipynb #7efc4042
+PRETRAINED_DIR = Path(brats_ssl.__file__).parent/'weights'
+
+def ship_checkpoint(checkpoint, name: str, card: dict, out_dir=None) -> Path:
+    """Write `checkpoint` as the shipped model `name` in `out_dir` (default `PRETRAINED_DIR`): `name.pt`, the student's
+    weights and what prediction needs (settings, preprocessing, post-processing, split), and `name.json`, the card:
+    `card` with the name, the file and its SHA-256."""
+    st = load_checkpoint(checkpoint)
+    slim = {k: st[k] for k in ('format', 'version', 'iteration', 'config', 'model', 'preprocess', 'postprocess', 'best_dice', 'split') if k in st}
+    out_dir = Path(out_dir or PRETRAINED_DIR)
+    path = out_dir/f"{name}.pt"
+    with atomic_path(path) as tmp: torch.save(dict(slim, method={}), tmp)
+    write_json(dict(card, name=name, file=path.name, sha256=_sha256(path)), out_dir/f"{name}.json")
+    return path
+
+def pretrained_models(where=None) -> dict[str, dict]:
+    "The shipped models (in `where`, default `PRETRAINED_DIR`): name -> card."
+    d = Path(where or PRETRAINED_DIR)
+    return {p.stem: json.loads(p.read_text()) for p in sorted(d.glob('*.json'))} if d.is_dir() else {}
+
+def pretrained_checkpoint(name: str, where=None) -> Path:
+    "The checkpoint file of the shipped model `name`, checked against its card's SHA-256; `BratsError` naming the models there are."
+    models = pretrained_models(where)
+    if name not in models:
+        raise BratsError(f"no pretrained model {name!r}: " + (f"choose from {', '.join(models)}" if models else "this installation ships none"))
+    path = Path(where or PRETRAINED_DIR)/models[name]['file']
+    if not path.is_file(): raise BratsError(f"{path}: the weights of the pretrained model {name!r} are missing")
+    if _sha256(path) != models[name]['sha256']:
+        raise BratsError(f"{path}: the weights differ from those its card describes (SHA-256): reinstall brats_ssl")
+    return path
+
+def card_text(card: dict) -> str:
+    "A shipped model's card as text: what a user reads before using it."
+    skip = {'name', 'file', 'sha256'}
+    lines = [f"{card['name']}: {card.get('summary', '')}"]
+    for k, v in card.items():
+        if k in skip or k == 'summary': continue
+        lines.append(f"  {k.replace('_', ' ')}: " + ('\n    '.join(v) if isinstance(v, list) else str(v)))
+    return '\n'.join(lines)
+
