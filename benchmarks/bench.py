@@ -119,6 +119,7 @@ def main(argv=None) -> int:
     ap.add_argument('--overlap', type=float, default=0.5)
     ap.add_argument('--device', default='auto')
     ap.add_argument('--json', type=Path)
+    ap.add_argument('--only', choices=['regions'], default=None, help='regions: only the four-modality three-region step and prediction against the binary FLAIR ones')
     a = ap.parse_args(argv)
     import numpy as np, torch, SimpleITK as sitk
     from brats_ssl.io import BratsError, find_cases, read_case, write_json
@@ -131,6 +132,7 @@ def main(argv=None) -> int:
     res = dict(machine=dict(platform=platform.platform(), processor=platform.processor() or platform.machine(),
                             cpus=os.cpu_count(), torch=torch.__version__, torch_threads=torch.get_num_threads(),
                             device=torch.cuda.get_device_name(dev) if dev.type == 'cuda' else 'cpu'))
+    if a.only == 'regions': return _regions_only(a, res)
     pre_t, ours_t, medpy_t, cache_mb, source_mb, load_t = [], [], [], [], [], []
     import tempfile
     tmp = Path(tempfile.mkdtemp())
@@ -163,13 +165,7 @@ def main(argv=None) -> int:
     res['predict'] = [_in_fresh_process(_predict, (str(c.flair), a.device, a.overlap))
                       for c in ([cases[0]] if largest.id == cases[0].id else [cases[0], largest])]
     res['predict'].append(_in_fresh_process(_predict, (str(largest.flair), a.device, a.overlap, {}, 3)))   # a 3-fold ensemble
-    # four modalities and three regions beside FLAIR alone and the whole tumour: a UAMT step (pairs in one process) and prediction
-    pairs = _in_fresh_process(_region_pairs, (a.sizes[0], 4, a.device))
-    res['regions_step'] = dict(patch=a.sizes[0], pairs=pairs, ratio=statistics.median(y / x for x, y in pairs),
-                               ratio_range=[min(y / x for x, y in pairs), max(y / x for x, y in pairs)])
-    if all(getattr(largest, m) is not None for m in FOUR['modalities']):
-        res['predict_regions'] = [_in_fresh_process(_predict, (str(largest.flair), a.device, a.overlap, s, 1, o))
-                                  for s, o in (({}, {}), (FOUR, {m: str(largest.path(m)) for m in FOUR['modalities'][1:]}))]
+    _measure_regions(a, res, largest)
     m = res['machine']
     print(f"brats_ssl benchmark on {m['platform']}, {m['cpus']} CPUs, torch {m['torch']} ({m['torch_threads']} threads), device {m['device']}")
     print("| what | figure |\n|:---|---:|")
@@ -186,6 +182,33 @@ def main(argv=None) -> int:
         what = 'UNet3D(16..256)' if p['members'] == 1 else f"ensemble of {p['members']} UNet3D(16..256)"
         print(f"| predict {p['case']} ({'x'.join(map(str, p['size']))}, crop {'x'.join(map(str, p['cropped']))}), {what}, "
               f"window {'x'.join(map(str, p['window']))}, overlap {p['overlap']}, read + preprocess + predict + restore | {p['seconds']:.1f} s, peak {p['peak_mb']:.0f} MB |")
+    _print_regions(res)
+    if a.json: write_json(res, a.json); print(f"written {a.json}")
+    return 0
+
+
+def _measure_regions(a, res, case) -> None:
+    "Four modalities and three regions beside FLAIR alone and the whole tumour: UAMT steps (pairs in one process), and prediction of `case`."
+    pairs = _in_fresh_process(_region_pairs, (a.sizes[0], 4, a.device))
+    res['regions_step'] = dict(patch=a.sizes[0], pairs=pairs, ratio=statistics.median(y / x for x, y in pairs),
+                               ratio_range=[min(y / x for x, y in pairs), max(y / x for x, y in pairs)])
+    if all(getattr(case, m) is not None for m in FOUR['modalities']):
+        res['predict_regions'] = [_in_fresh_process(_predict, (str(case.flair), a.device, a.overlap, s, 1, o))
+                                  for s, o in (({}, {}), (FOUR, {m: str(case.path(m)) for m in FOUR['modalities'][1:]}))]
+
+
+def _regions_only(a, res) -> int:
+    from brats_ssl.io import find_cases, write_json
+    m = res['machine']
+    print(f"brats_ssl benchmark on {m['platform']}, {m['cpus']} CPUs, torch {m['torch']} ({m['torch_threads']} threads), device {m['device']}")
+    print("| what | figure |\n|:---|---:|")
+    _measure_regions(a, res, largest_case(find_cases(a.data)))
+    _print_regions(res)
+    if a.json: write_json(res, a.json); print(f"written {a.json}")
+    return 0
+
+
+def _print_regions(res) -> None:
     rs = res['regions_step']
     print(f"| UAMT step at {rs['patch']}^3, 4 modalities and 3 regions / FLAIR and the whole tumour ({len(rs['pairs'])} interleaved pairs; "
           f"median steps {statistics.median(y for _, y in rs['pairs']):.2f} s / {statistics.median(x for x, _ in rs['pairs']):.2f} s) | "
@@ -194,8 +217,6 @@ def main(argv=None) -> int:
         one, four = res['predict_regions']
         print(f"| predict {four['case']} with 4 modalities and 3 regions / FLAIR and the whole tumour (read + preprocess + predict + restore; "
               f"{four['seconds']:.1f} s / {one['seconds']:.1f} s, peak {four['peak_mb']:.0f} / {one['peak_mb']:.0f} MB) | {four['seconds'] / one['seconds']:.2f}x |")
-    if a.json: write_json(res, a.json); print(f"written {a.json}")
-    return 0
 
 
 if __name__ == '__main__':

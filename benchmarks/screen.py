@@ -3,6 +3,11 @@ then the same runs scored again with their last checkpoint and with each post-pr
 and the post-processing are measured, not assumed. Appends one line per variant to benchmarks/screens.csv
 and keeps the per-patient rows in benchmarks/screens/NAME_per_case.csv.
 
+Each line gives `val_dice`, the variant's mean Dice on the folds' validation patients (never a fold's test patient),
+beside its test figures: a screen is decided on `val_dice`; the test columns report what the choice gives on patients
+no choice has seen. (Lines written before `val_dice` existed have it empty: those screens were compared on their test
+figures, see benchmarks/README.md.)
+
     python benchmarks/screen.py NAME --data ../shared/data/brats18 --out /tmp/screens [--methods unet] [--set key=value ...]
 """
 import argparse, ast, csv, json, time
@@ -33,6 +38,7 @@ thr = [r for r in rows if r['method'] == 'threshold']
 res = []
 for m in a.methods:
     variants = {'best+val-post': [r for r in rows if r['method'] == m]}
+    val_rows = {}
     # the last checkpoint, and each post-processing forced, predicted again from the same runs
     cases = {c.id: c for c in find_cases(a.data)}
     mirror = json.loads((out/'experiment.json').read_text())['settings']['mirror']   # as the budget predicts
@@ -47,22 +53,27 @@ for m in a.methods:
                 st = torch.load(src, weights_only=False); st['postprocess'] = post
                 tmp = fdir/'screen'/f"{m}_{ck}_{post}.pt"; tmp.parent.mkdir(exist_ok=True); torch.save(st, tmp)
                 pdir = fdir/'screen'/f"{m}_{ck}_{post}"
-                predict_dataset(tmp, [cases[c] for c in split['test']], pdir, device='cpu', progress=False, mirror=mirror)
+                predict_dataset(tmp, [cases[c] for c in split['test'] + split['val']], pdir, device='cpu', progress=False, mirror=mirror)
                 vr += [dict(fold=fold, **x) for x in evaluate_predictions(pdir, a.data, progress=False, ids=split['test'])]
+                val_rows.setdefault(f'{ck}+{post}', []).extend(dict(fold=fold, **x) for x in evaluate_predictions(pdir, a.data, progress=False, ids=split['val']))
             variants[f'{ck}+{post}'] = vr
+    chosen = {f: torch.load(out/f"fold{f}"/'runs'/f"{m}_seed0"/'checkpoint_best.pt', weights_only=False).get('postprocess', 'none')
+              for f in sorted({r['fold'] for r in rows})}               # the post-processing each fold's validation chose
+    val_rows['best+val-post'] = [r for f, post in chosen.items() for r in val_rows[f'best+{post}'] if r['fold'] == f]
     for v, vr in variants.items():
         s = summarise(vr)
         c = paired_comparison(thr, vr, 'dice')
-        res.append(dict(screen=a.name, method=m, variant=v, n=s['dice']['n'], dice=round(s['dice']['mean'], 4),
+        vd = summarise(val_rows[v])['dice']['mean'] if val_rows.get(v) else float('nan')
+        res.append(dict(screen=a.name, method=m, variant=v, n=s['dice']['n'], val_dice=round(vd, 4), dice=round(s['dice']['mean'], 4),
                         hd95=round(s['hd95']['mean'], 2), asd=round(s['asd']['mean'], 2), ravd=round(s['ravd']['mean'], 3),
                         dice_minus_threshold=round(c['mean_diff'], 4), p_wilcoxon=round(c['p_value'], 4),
                         threshold_dice=round(c['mean_a'], 4), minutes=round(minutes, 1), settings=' '.join([a.budget, *a.set])))
 f = Path(__file__).with_name('screens.csv')
 keep = Path(__file__).with_name('screens')/f"{a.name}_per_case.csv"      # the per-patient rows, for paired comparisons later
 keep.parent.mkdir(exist_ok=True); keep.write_text((out/'per_case.csv').read_text())
-new = not f.exists()
-with open(f, 'a', newline='') as fh:
-    w = csv.DictWriter(fh, list(res[0]))
-    if new: w.writeheader()
-    w.writerows(res)
+old = list(csv.DictReader(open(f, newline=''))) if f.exists() else []
+fields = list(dict.fromkeys([*res[0], *(old[0] if old else [])]))
+with open(f, 'w', newline='') as fh:                 # older lines keep their values; a column they lack stays empty
+    w = csv.DictWriter(fh, fields, restval='')
+    w.writeheader(); w.writerows(old + res)
 for r in res: print(r)

@@ -145,7 +145,7 @@ BUDGETS = {
                  train=dict(TINY, iterations=2, val_every=1)),     # seconds: for lessons and tests
 }
 
-# %% ../nbs/12_pipeline.ipynb #77c57eaf
+# %% ../nbs/12_pipeline.ipynb #58617a88
 THRESHOLD_TUNING = dict(openings=(0, 1, 2), largest=(True, False))   # the threshold's post-processing, tuned with its z per fold
 
 # %% ../nbs/12_pipeline.ipynb #5c67507c
@@ -318,7 +318,7 @@ def export_onnx(checkpoint, path, opset: int = 17) -> Path:
         onnx.save(proto, str(tmp))
     return Path(path)
 
-# %% ../nbs/12_pipeline.ipynb #7efc4042
+# %% ../nbs/12_pipeline.ipynb #10037177
 PRETRAINED_DIR = Path(brats_ssl.__file__).parent/'weights'
 
 def ship_checkpoint(checkpoint, name: str, card: dict, out_dir=None) -> Path:

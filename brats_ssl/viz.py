@@ -14,13 +14,13 @@ from matplotlib.colors import LightSource
 from matplotlib.patches import Patch
 from mpl_toolkits.mplot3d.art3d import Poly3DCollection
 from scipy import ndimage
-from .io import BratsError, Geometry, atomic_path
+from .io import BratsError, Geometry, atomic_path, REGIONS, REGION_NAMES
 from .preprocess import box_slices
 from .methods import method_title
 
 # %% auto #0
-__all__ = ['OUTCOME_COLORS', 'read_log', 'smooth', 'plot_loss_curves', 'render_slice', 'plot_slices', 'plot_surfaces',
-           'save_figure', 'slice_viewer', 'view_3d']
+__all__ = ['OUTCOME_COLORS', 'REGION_COLORS', 'read_log', 'smooth', 'plot_loss_curves', 'render_slice', 'plot_slices',
+           'region_overlays', 'plot_regions', 'plot_surfaces', 'save_figure', 'slice_viewer', 'view_3d']
 
 # %% ../nbs/11_viz.ipynb #b9e35dd4
 def _figure_png(fig: Figure, dpi: int = 100) -> bytes:
@@ -262,6 +262,45 @@ def plot_slices(flair, masks: dict, ref=None, case_title: str = '', axes=('x', '
     if r is not None: _outcome_legend(fig)
     if case_title: fig.suptitle(case_title)
     return fig
+
+# %% ../nbs/11_viz.ipynb #f5313352
+REGION_COLORS = {'wt': (0.1, 0.8, 0.2), 'tc': (0.9, 0.15, 0.1), 'et': (1.0, 0.85, 0.0)}   # oedema green, core red, enhancing yellow
+
+def region_overlays(levels, name: str = '') -> tuple[dict, dict]:
+    "The masks of the three regions of a level map (`name` + ' WT', ...) and their colours, for `render_slice` and `slice_viewer`."
+    lv = np.asarray(levels)
+    keys = [f"{name} {r.upper()}".strip() for r in REGIONS]
+    return ({k: (lv > i).astype(np.uint8) for i, k in enumerate(keys)}, dict(zip(keys, REGION_COLORS.values())))
+
+def plot_regions(flair, levels: dict, ref, axis: str = 'z', index: int | None = None, spacing=None, case_title: str = '',
+                 alpha: float = 0.6) -> Figure:
+    """Fig. 2 for the three regions on one view: rows WT, TC, ET; the first column the reference level map `ref` in
+    `REGION_COLORS` (each row adds its region on top of the larger ones), then each model of `levels` (name -> level map)
+    with that region coloured against the reference's (`OUTCOME_COLORS`). `index`: the slice (default: through the
+    centre of the reference's enhancing tumour, else of its whole tumour)."""
+    if axis not in _AXES: raise BratsError(f"axis {axis!r} must be one of 'x', 'y', 'z'")
+    vols, sp = _volumes({'FLAIR': flair, 'reference': ref, **levels}, spacing)
+    f, r = vols.pop('FLAIR'), vols.pop('reference')
+    if index is None: index = _centre([r > 2] if (r > 2).any() else [r > 0], f.shape)[_AXES[axis]]
+    keep = _cut(f != 0, axis, index)                   # the panels cropped to the brain
+    rows_, cols_ = np.flatnonzero(keep.any(1)), np.flatnonzero(keep.any(0))
+    crop = (slice(rows_[0], rows_[-1] + 1), slice(cols_[0], cols_[-1] + 1)) if rows_.size else (slice(None), slice(None))
+    h, w = _pixel_mm(sp, axis)
+    fig = Figure(figsize=(2.2 * (1 + len(vols)) + 0.5, 2.2 * 3 + 0.9), layout='constrained')
+    axs = fig.subplots(3, 1 + len(vols), squeeze=False)
+    for i, reg in enumerate(REGIONS):
+        ov, co = region_overlays(r, 'reference')
+        keys = list(ov)[:i + 1]
+        panels = [({k: ov[k] for k in keys}, {k: co[k] for k in keys})] + [(_outcomes(r > i, v > i), OUTCOME_COLORS) for v in vols.values()]
+        for j, (o, c) in enumerate(panels):
+            axs[i, j].imshow(render_slice(f, o, axis, index, spacing=sp, colors=c, alpha=alpha, outline=False)[crop], aspect=h / w, interpolation='nearest')
+            axs[i, j].set_xticks([]); axs[i, j].set_yticks([])
+            if i == 0: axs[i, j].set_title('reference' if j == 0 else _name(list(vols)[j - 1]))
+        axs[i, 0].set_ylabel(f"{reg.upper()} ({REGION_NAMES[reg]})")
+    _outcome_legend(fig)
+    fig.suptitle((case_title + ': ' if case_title else '') + f"{dict(x='sagittal', y='coronal', z='axial')[axis]} {axis.upper()} = {index}")
+    return fig
+
 
 # %% ../nbs/11_viz.ipynb #1c99062f
 def _downsample(m: np.ndarray, f: int) -> np.ndarray:
