@@ -290,11 +290,13 @@ class _Probabilities(torch.nn.Module):
 
 def export_onnx(checkpoint, path, opset: int = 17) -> Path:
     """Write the network of `checkpoint` as an ONNX model at `path`, for tools outside PyTorch (onnxruntime, MONAI Label,
-    3D Slicer). Input `image`: (B, 1, D, H, W) float32, a FLAIR preprocessed as `preprocess_case` does with the settings
-    in the model's metadata (crop to the brain, optional resampling, clip and z-score on the brain), each of D, H and W a
-    multiple of `brats_ssl.size_multiple`; batch and spatial sizes are free. Output `probabilities`: (B, 2, D, H, W), the
-    softmax (channel 1: whole tumour). The metadata also give the training patch, the post-processing chosen on validation
-    and the checkpoint's SHA-256. Needs the packages onnx and onnxruntime (`pip install -e ".[export]"`)."""
+    3D Slicer). Input `image`: (B, M, D, H, W) float32, the M modalities of `brats_ssl.modalities` (FLAIR alone by
+    default) preprocessed as `preprocess_case` does with the settings in the model's metadata (crop to the brain,
+    optional resampling, clip and z-score on the brain), each of D, H and W a multiple of `brats_ssl.size_multiple`;
+    batch and spatial sizes are free. Output `probabilities`: (B, C, D, H, W), the softmax over `brats_ssl.classes`
+    (the whole tumour's 2, or the regions' 4 levels: WT = classes 1-3, TC = 2-3, ET = 3). The metadata also give the
+    training patch, the post-processing chosen on validation and the checkpoint's SHA-256. Needs the packages onnx and
+    onnxruntime (`pip install -e ".[export]"`)."""
     try: import onnx
     except ImportError:
         raise BratsError('exporting to ONNX needs the packages onnx and onnxruntime: pip install -e ".[export]" (or pip install onnx onnxruntime)') from None
@@ -305,11 +307,13 @@ def export_onnx(checkpoint, path, opset: int = 17) -> Path:
     axes = {0: 'batch', 2: 'depth', 3: 'height', 4: 'width'}
     meta = {'brats_ssl.version': brats_ssl.__version__, 'brats_ssl.preprocess': json.dumps(params),
             'brats_ssl.size_multiple': str(2 ** (len(cfg.filters) - 1)), 'brats_ssl.patch': json.dumps(list(cfg.patch)),
-            'brats_ssl.postprocess': post, 'brats_ssl.classes': json.dumps(['background', 'whole tumour']),
+            'brats_ssl.postprocess': post, 'brats_ssl.modalities': json.dumps(list(cfg.modalities)),
+            'brats_ssl.classes': json.dumps(['background', 'whole tumour'] if cfg.regions == ('wt',) else
+                                            ['background', 'oedema', 'core, not enhancing', 'enhancing tumour']),
             'brats_ssl.checkpoint_sha256': _sha256(checkpoint)}
     with atomic_path(path) as tmp, warnings.catch_warnings():
         warnings.simplefilter('ignore')                 # the exporter's notes on tracing; the test below checks the numbers
-        torch.onnx.export(net, (torch.zeros(1, 1, *cfg.patch),), str(tmp), input_names=['image'], output_names=['probabilities'],
+        torch.onnx.export(net, (torch.zeros(1, len(cfg.modalities), *cfg.patch),), str(tmp), input_names=['image'], output_names=['probabilities'],
                           dynamic_axes={'image': axes, 'probabilities': axes}, opset_version=opset, dynamo=False)
         proto = onnx.load(str(tmp))
         for k, v in meta.items():

@@ -40,7 +40,6 @@ def test_threshold_baseline_mean_dice(brats_root):
         assert m.dtype == np.uint8 and m.shape == sitk.GetArrayViewFromImage(flair).shape and m.any(), c.id
         scores.append(dice(m, sitk.GetArrayViewFromImage(seg) > 0))
     mean = float(np.mean(scores))
-    assert THRESHOLD_Z == 1.0
     assert 0.70 < mean < 0.85, (mean, np.round(scores, 3))
     if len(scores) == 22:
         assert mean == pytest.approx(0.767, abs=0.002), mean
