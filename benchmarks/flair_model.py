@@ -84,6 +84,11 @@ def card(run: Path) -> dict:
         command='python benchmarks/flair_model.py --data ../shared/data/brats18 --out /tmp/flair_final --final; '
                 'python benchmarks/flair_model.py --out /tmp/flair_final --ship',
         cross_validation=cv,
+        figures=dict(patients=len(ids), folds=folds, dice_mean=round(float(np.mean([r['dice'] for r in rows])), 4),
+                     dice_std=round(float(np.std([r['dice'] for r in rows], ddof=1)), 4),
+                     hd95_mean=round(float(np.mean([r['hd95'] for r in rows])), 2),
+                     floor_dice_mean=round(float(np.mean([r['dice'] for r in floor])), 4),
+                     floor_hd95_mean=round(float(np.mean([r['hd95'] for r in floor])), 2)),
         data_terms='BraTS data are for research; cite Menze et al. 2015, IEEE TMI 34(10):1993-2024, and Bakas et al. 2017, '
                    'Sci Data 4:170117, and 2018, arXiv:1811.02629',
         limits='trained on 22 patients of one release; other scanners, protocols or pre-operative/post-operative status may '

@@ -245,6 +245,9 @@ def main(argv=None) -> int:
         except KeyboardInterrupt:
             print(f"brats-ssl {a.command}: interrupted", file=sys.stderr)
             return 130
+        except BrokenPipeError:                          # the reader went away (`brats-ssl pretrained | head`): nothing to say
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            return 0
         finally:
             log.removeHandler(said); log.setLevel(level)
     return 0

@@ -209,7 +209,7 @@ def summarise(rows, metrics=None) -> dict:
     'n_excluded'; std has ddof=1."""
     rows = list(rows)
     if not rows: raise BratsError("no rows to summarise (no case evaluated)")
-    if metrics is None: metrics = [k for k in region_fields()[1:] if any(k in r for r in rows)]
+    if metrics is None: metrics = [k for k in region_fields()[1:] if any(r.get(k) is not None for r in rows)]   # a column all empty: not this method's
     out = {}
     for k in metrics:
         v = np.array([np.nan if r.get(k) is None else float(r[k]) for r in rows], float)
