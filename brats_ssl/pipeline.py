@@ -4,7 +4,7 @@
 
 # %% ../nbs/12_pipeline.ipynb #fafd4c90
 from __future__ import annotations
-import hashlib, json, time, warnings
+import hashlib, json, os, time, warnings
 import brats_ssl
 import numpy as np
 import torch
@@ -153,17 +153,20 @@ def _run_fold(out: Path, data: Path, prep: Path, split: dict, scan: dict, b: dic
               fold=None) -> tuple[list, dict]:
     """The threshold and every method and seed of one split: per-case rows and run folders. The threshold's setting (z,
     openings, largest component) is the best of `scan` (see `threshold_scan`) on the split's labelled and validation
-    cases: never on its test cases."""
-    write_json(split, out/'split.json')
+    cases: never on its test cases. Under torchrun only rank 0 predicts and scores (the other ranks train with it and
+    return no rows)."""
+    main = int(os.environ.get('RANK', '0')) == 0
+    if main: write_json(split, out/'split.json')
     test_cases = [c for c in find_cases(data) if c.id in set(split['test'])]
     tune = [i for i, c in enumerate(scan['cases']) if c in set(split['labelled'] + split['val'])]
     dice = scan['dice'][tune].mean(0)
     best = scan['settings'][int(np.argmax(dice))]            # z, openings, largest component: all chosen on non-test cases
-    write_json(dict(**best, tuned_on=[scan['cases'][i] for i in tune], dice=float(dice.max())), out/'threshold.json')
-    thr_dir = out/'predictions'/'threshold'
-    threshold_predictions(data, thr_dir, **best, cases=test_cases, progress=False)
-    tag = {} if fold is None else dict(fold=fold)
-    rows = [dict(method='threshold', seed='', **tag, **x) for x in evaluate_predictions(thr_dir, data, progress=False, ids=split['test'])]
+    tag, rows = ({} if fold is None else dict(fold=fold)), []
+    if main:
+        write_json(dict(**best, tuned_on=[scan['cases'][i] for i in tune], dice=float(dice.max())), out/'threshold.json')
+        thr_dir = out/'predictions'/'threshold'
+        threshold_predictions(data, thr_dir, **best, cases=test_cases, progress=False)
+        rows = [dict(method='threshold', seed='', **tag, **x) for x in evaluate_predictions(thr_dir, data, progress=False, ids=split['test'])]
     runs, reused = {}, []
     for seed in seeds:
         for m in methods:
@@ -179,6 +182,7 @@ def _run_fold(out: Path, data: Path, prep: Path, split: dict, scan: dict, b: dic
                 train(prep, run, split, cfg, resume=st is not None, progress=progress)
             else: reused.append(str(run.relative_to(out if fold is None else out.parent)))
             runs[(m, seed)] = run
+            if not main: continue                     # torchrun: the same files once, from rank 0
             pdir = out/'predictions'/f"{m}_seed{seed}"
             predict_dataset(run/'checkpoint_best.pt', test_cases, pdir, uncertainty=METHODS[m].uncertainty_maps, device=device, progress=False,
                             mirror=b['mirror'])
@@ -249,10 +253,11 @@ def reproduce(out='brats_ssl_reproduce', data=None, budget: str = 'quick', metho
     for k, split, fdir in zip(ks, splits, dirs):
         r, fr, ru = _run_fold(fdir, data, out/'prep', split, scan, b, methods, seeds, device, progress, k if b['folds'] else None)
         rows += r; runs.append(fr); reused += ru
-        if b['folds']:
+        if b['folds'] and rows:
             fs = {method_title(m): summarise([x for x in r if x['method'] == m and x['seed'] == seeds[0]]) for m in methods}
             fs['Threshold (no learning)'] = summarise([x for x in r if x['method'] == 'threshold'])
             write_table1(fs, fdir, caption=f"Fold {k}: mean ± std over its {len(split['test'])} test cases (seed {seeds[0]}).")
+    if int(os.environ.get('RANK', '0')) != 0: return {}     # torchrun: rank 0 writes the tables and figures
     write_rows(rows, out/'per_case.csv')
     per_seed = {method_title(m): [summarise([x for x in rows if x['method'] == m and x['seed'] == s]) for s in seeds] for m in methods}
     summaries = {k: (v[0] if len(v) == 1 else seed_summary(v)) for k, v in per_seed.items()}

@@ -24,3 +24,16 @@ def test_a_step_reads_nothing_back(monkeypatch):
     monkeypatch.undo()
     assert dict(reads) == {}, reads
     assert set(logs) >= {'loss', 'ce', 'dice', 'consistency', 'kept', 'lr'} and torch.is_tensor(logs['loss'])
+
+
+def test_reproduce_other_ranks_train_but_do_not_write_results(tmp_path, monkeypatch):
+    """Under torchrun every rank runs `reproduce`; only rank 0 predicts, scores and writes the tables, so that each file
+    is written once. (RANK without WORLD_SIZE: one process that believes it is rank 1.)"""
+    from brats_ssl.pipeline import reproduce
+    monkeypatch.setenv('RANK', '1')
+    assert reproduce(tmp_path, budget='tiny', methods=['unet'], progress=False) == {}
+    assert (tmp_path/'runs'/'unet_seed0'/'checkpoint_best.pt').exists()
+    assert not (tmp_path/'predictions').exists() and not (tmp_path/'table1.md').exists()
+    monkeypatch.setenv('RANK', '0')
+    s = reproduce(tmp_path, budget='tiny', methods=['unet'], progress=False)                 # rank 0 reuses the run, writes all
+    assert set(s) == {'UNet3D', 'Threshold (no learning)'} and (tmp_path/'table1.md').exists()
