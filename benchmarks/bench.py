@@ -12,102 +12,8 @@ import argparse, itertools, multiprocessing as mp, os, platform, resource, stati
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_metrics import default_data, make_prediction, medpy_metrics  # noqa: E402
-
-
-def _peak_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
-def _stepper(method: str, size: int, device: str, settings: dict | None = None, modify=None):
-    """A function that runs one training step of `method` (batch 2 + 2 patches of size^3, UNet3D(16..256), or the
-    `settings` given) and times it, the device, and the memory setting `train` would run it under (`heap_cache`).
-    `modify`: a function of the built model that returns the model to step with (benchmarks of variants)."""
-    import torch
-    from brats_ssl.train import TrainConfig, build, train_step
-    from brats_ssl.scale import heap_cache, resolve_device
-    torch.manual_seed(0)
-    dev = resolve_device(device)
-    cfg = TrainConfig(**{**dict(method=method, patch=(size,) * 3, device=device), **(settings or {})})
-    model, meth, opt = build(cfg, dev)
-    if modify: model = modify(model)
-    fmt, ch = torch.channels_last_3d, len(cfg.modalities)
-    xl = torch.randn(2, ch, size, size, size, device=dev).to(memory_format=fmt)
-    yl = (torch.rand(2, size, size, size, device=dev) > 0.8).long()
-    if cfg.regions != ('wt',): yl = yl * torch.randint(1, 4, yl.shape, device=dev)      # the regions' levels 0-3
-    xu = torch.randn(2, ch, size, size, size, device=dev).to(memory_format=fmt)
-    amp = dev.type == 'cuda' and cfg.amp
-    it = itertools.count()
-    def step() -> float:
-        i = next(it)
-        if dev.type == 'cuda': torch.cuda.synchronize()
-        t = time.perf_counter()
-        train_step(model, meth, opt, (xl, yl, xu if meth.semi_supervised else None), i, cfg, dev, amp)   # the loop's own step
-        if dev.type == 'cuda': torch.cuda.synchronize()
-        return time.perf_counter() - t
-    return step, dev, heap_cache(cfg.keep_heap and dev.type == 'cpu')
-
-
-def _train_step(args) -> dict:
-    method, size, steps, device, *settings = args
-    import torch
-    step, dev, heap = _stepper(method, size, device, *settings)
-    with heap as kept:
-        times = [step() for _ in range(steps + 1)][1:]               # the first step warms up (and runs cuDNN's autotuner)
-        peak = torch.cuda.max_memory_allocated() / 2**20 if dev.type == 'cuda' else _peak_mb()
-    # the median step: robust to the odd step slowed by the rest of a shared machine
-    return dict(method=method, patch=size, seconds=statistics.median(times), step_seconds=times, peak_mb=peak, heap_cache=kept)
-
-
-def _predict(args) -> dict:
-    flair_path, device, overlap, *settings = args       # settings: TrainConfig fields, the number of ensemble members, other modalities' files
-    import torch
-    from brats_ssl.io import read_image
-    from brats_ssl.preprocess import preprocess_case
-    from brats_ssl.infer import predict_case, inference_window
-    from brats_ssl.train import TrainConfig, network
-    from brats_ssl.scale import resolve_device
-    torch.manual_seed(0)
-    dev = resolve_device(device)
-    cfg = TrainConfig(device=device, **(settings[0] if settings else {}))
-    members = settings[1] if len(settings) > 1 else 1
-    others = settings[2] if len(settings) > 2 else {}
-    models = [network(cfg, dev).eval() for _ in range(members)]   # as `predict` has them from checkpoints: no teacher, no optimiser
-    model = models[0]
-    flair = read_image(flair_path, 'FLAIR')
-    t = time.perf_counter()
-    pre = preprocess_case(flair, others=others)
-    mask, _ = predict_case(models, pre, [cfg.patch] * members, overlap, device=dev, amp=dev.type == 'cuda')
-    secs = time.perf_counter() - t
-    peak = torch.cuda.max_memory_allocated() / 2**20 if dev.type == 'cuda' else _peak_mb()
-    window = inference_window(pre.image.GetSize()[::-1], cfg.patch, model.size_multiple)
-    return dict(case=Path(flair_path).name, size=list(flair.GetSize()), cropped=list(pre.image.GetSize()),
-                patch=list(cfg.patch), window=list(window[::-1]), overlap=overlap, seconds=secs, peak_mb=peak, members=members,
-                channels=len(cfg.modalities), classes=2 if cfg.regions == ('wt',) else 4)
-
-
-FOUR = dict(modalities=('flair', 't1', 't1ce', 't2'), regions=('wt', 'tc', 'et'))
-
-def _region_pairs(args) -> list[tuple[float, float]]:
-    "Pairs of UAMT steps, the binary FLAIR-only run then the four-modality three-region run, interleaved in one process."
-    size, pairs, device = args
-    (one, _, heap), (four, _, _) = _stepper('uamt', size, device), _stepper('uamt', size, device, FOUR)
-    with heap:
-        one(); four()                                                 # warm-up
-        return [(one(), four()) for _ in range(pairs)]
-
-
-def largest_case(cases):
-    "The case with the largest brain box (the slowest to predict) among `cases`."
-    import numpy as np, SimpleITK as sitk
-    from brats_ssl.io import read_image
-    from brats_ssl.preprocess import bounding_box, brain_mask
-    boxes = [np.prod(bounding_box(brain_mask(sitk.GetArrayFromImage(read_image(c.flair, 'FLAIR'))))[1]) for c in cases]
-    return cases[int(np.argmax(boxes))]
-
-
-def _in_fresh_process(fn, args):
-    with mp.get_context('spawn').Pool(1) as pool: return pool.apply(fn, (args,))
+from common import default_data, peak_mb, stepper, train_steps, predict_timed, FOUR, region_pairs, largest_case, in_fresh_process  # noqa: E402
+from bench_metrics import make_prediction, medpy_metrics  # noqa: E402
 
 
 def main(argv=None) -> int:
@@ -156,15 +62,15 @@ def main(argv=None) -> int:
     res['metrics'] = dict(cases=len(cases), ours_seconds=float(np.mean(ours_t)), medpy_seconds=float(np.mean(medpy_t)),
                           ratio=float(np.sum(medpy_t) / np.sum(ours_t)))
     from brats_ssl.methods import METHODS
-    res['train'] = [_in_fresh_process(_train_step, (m, s, a.steps, a.device)) for s in a.sizes for m in METHODS]
+    res['train'] = [in_fresh_process(train_steps, (m, s, a.steps, a.device)) for s in a.sizes for m in METHODS]
     for s in a.sizes:
         st = {r['method']: r['seconds'] for r in res['train'] if r['patch'] == s}
         res.setdefault('uamt_over_mt', {})[str(s)] = st['uamt'] / st['mt']
     # prediction of the first case and of the case with the largest brain box in the data set (the slowest)
     largest = largest_case(find_cases(a.data))
-    res['predict'] = [_in_fresh_process(_predict, (str(c.flair), a.device, a.overlap))
+    res['predict'] = [in_fresh_process(predict_timed, (str(c.flair), a.device, a.overlap))
                       for c in ([cases[0]] if largest.id == cases[0].id else [cases[0], largest])]
-    res['predict'].append(_in_fresh_process(_predict, (str(largest.flair), a.device, a.overlap, {}, 3)))   # a 3-fold ensemble
+    res['predict'].append(in_fresh_process(predict_timed, (str(largest.flair), a.device, a.overlap, {}, 3)))   # a 3-fold ensemble
     _measure_regions(a, res, largest)
     m = res['machine']
     print(f"brats_ssl benchmark on {m['platform']}, {m['cpus']} CPUs, torch {m['torch']} ({m['torch_threads']} threads), device {m['device']}")
@@ -189,11 +95,11 @@ def main(argv=None) -> int:
 
 def _measure_regions(a, res, case) -> None:
     "Four modalities and three regions beside FLAIR alone and the whole tumour: UAMT steps (pairs in one process), and prediction of `case`."
-    pairs = _in_fresh_process(_region_pairs, (a.sizes[0], 4, a.device))
+    pairs = in_fresh_process(region_pairs, (a.sizes[0], 4, a.device))
     res['regions_step'] = dict(patch=a.sizes[0], pairs=pairs, ratio=statistics.median(y / x for x, y in pairs),
                                ratio_range=[min(y / x for x, y in pairs), max(y / x for x, y in pairs)])
     if all(getattr(case, m) is not None for m in FOUR['modalities']):
-        res['predict_regions'] = [_in_fresh_process(_predict, (str(case.flair), a.device, a.overlap, s, 1, o))
+        res['predict_regions'] = [in_fresh_process(predict_timed, (str(case.flair), a.device, a.overlap, s, 1, o))
                                   for s, o in (({}, {}), (FOUR, {m: str(case.path(m)) for m in FOUR['modalities'][1:]}))]
 
 

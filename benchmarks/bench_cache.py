@@ -14,7 +14,7 @@ import numpy as np
 import SimpleITK as sitk
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_metrics import default_data  # noqa: E402
+from common import default_data  # noqa: E402
 
 
 def _encodings():

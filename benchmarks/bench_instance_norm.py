@@ -16,7 +16,7 @@ from brats_ssl.train import TrainConfig, build, train_step
 from brats_ssl.scale import heap_cache
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_ratio import report_pairs  # noqa: E402
+from common import report_pairs  # noqa: E402
 
 
 def stepper(ours: bool, a):

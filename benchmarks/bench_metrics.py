@@ -24,9 +24,8 @@ from brats_ssl.metrics import segmentation_metrics
 KEYS = ('dice', 'ravd', 'hd95', 'asd')
 
 
-def default_data() -> Path:
-    from brats_ssl.io import default_data_dir
-    return default_data_dir()
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import default_data  # noqa: E402
 
 
 def _ball(shape, centre, radius) -> np.ndarray:

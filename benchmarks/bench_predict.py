@@ -26,8 +26,7 @@ import argparse, math, statistics, sys, time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench import _in_fresh_process, _peak_mb, largest_case  # noqa: E402
-from bench_metrics import default_data  # noqa: E402
+from common import in_fresh_process, peak_mb, largest_case, default_data  # noqa: E402
 
 
 def _rss_mb() -> float:
@@ -67,7 +66,7 @@ def _run(args) -> dict:
     pre = preprocess_case(flair)
     mask, _ = infer.predict_case(model, pre, cfg.patch, 0.5, device=dev, amp=dev.type == 'cuda')
     secs = time.perf_counter() - t
-    peak = torch.cuda.max_memory_allocated() / 2**20 if dev.type == 'cuda' else _peak_mb()
+    peak = torch.cuda.max_memory_allocated() / 2**20 if dev.type == 'cuda' else peak_mb()
     x = sitk.GetArrayFromImage(pre.image)
     fg = infer.sliding_window(model, x, cfg.patch, 0.5, device=dev, amp=dev.type == 'cuda')[1:].sum(0).numpy() if with_probs else None
     return dict(way=way, seconds=secs, peak_mb=peak, held_mb=held, window='x'.join(map(str, x.shape)), mask=sitk.GetArrayFromImage(mask), fg=fg)
@@ -75,7 +74,7 @@ def _run(args) -> dict:
 
 def _once(label: str, flair, way: str, a, with_probs: bool = False, *window) -> dict:
     "One run of `_run` in a fresh process (with `window` forced, if given), printed."
-    r = _in_fresh_process(_run, (str(flair), way, a.checkpoint, a.device, with_probs, *window))
+    r = in_fresh_process(_run, (str(flair), way, a.checkpoint, a.device, with_probs, *window))
     print(f"{label} (crop {r['window']}) {way:5s}: {r['seconds']:.2f} s, peak {r['peak_mb']:.0f} MB "
           f"(held before: {r['held_mb']:.0f} MB)", flush=True)
     return r

@@ -11,24 +11,15 @@ import argparse, statistics, sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench import _in_fresh_process, _stepper  # noqa: E402
+from common import in_fresh_process, stepper, report_pairs  # noqa: E402
 
 
 def _pairs(args) -> list[tuple[float, float]]:
     size, pairs, device = args
-    (mt, _, heap), (uamt, _, _) = _stepper('mt', size, device), _stepper('uamt', size, device)
+    (mt, _, heap), (uamt, _, _) = stepper('mt', size, device), stepper('uamt', size, device)
     with heap:
         mt(); uamt()                                                  # warm-up
         return [(mt(), uamt()) for _ in range(pairs)]
-
-
-def report_pairs(res: list[tuple[float, float]], a: str, b: str, what: str) -> None:
-    "Print each timed pair (a step of `a`, then one of `b`) and the median of the ratios b / a with their range."
-    for k, (x, y) in enumerate(res):
-        print(f"pair {k + 1}/{len(res)}: {a} {x:.3f} s, {b} {y:.3f} s, ratio {y / x:.2f}")
-    r = [y / x for x, y in res]
-    print(f"{what}, {len(res)} pairs: {b} / {a} median {statistics.median(r):.2f}x (range {min(r):.2f}-{max(r):.2f}x; "
-          f"median steps {statistics.median(x for x, _ in res):.3f} s and {statistics.median(y for _, y in res):.3f} s)")
 
 
 def main(argv=None) -> int:
@@ -37,7 +28,7 @@ def main(argv=None) -> int:
     ap.add_argument('--pairs', type=int, default=8, help='timed pairs of steps (after one warm-up step of each)')
     ap.add_argument('--device', default='auto')
     a = ap.parse_args(argv)
-    res = _in_fresh_process(_pairs, (a.size, a.pairs, a.device))
+    res = in_fresh_process(_pairs, (a.size, a.pairs, a.device))
     report_pairs(res, 'Mean Teacher', 'UAMT', f"UAMT / Mean Teacher at {a.size}^3 (T=8)")
     return 0
 

@@ -17,8 +17,7 @@ import argparse, sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench import _in_fresh_process, _stepper  # noqa: E402
-from bench_ratio import report_pairs  # noqa: E402
+from common import in_fresh_process, stepper, report_pairs  # noqa: E402
 
 
 def _variant(model, variant: str):
@@ -33,8 +32,8 @@ def _variant(model, variant: str):
 
 def _pairs(args):
     size, pairs, variant = args
-    base, _, heap = _stepper('unet', size, 'cpu')
-    var, _, _ = _stepper('unet', size, 'cpu', dict(lr=1e-9) if variant == 'no-norm' else None,
+    base, _, heap = stepper('unet', size, 'cpu')
+    var, _, _ = stepper('unet', size, 'cpu', dict(lr=1e-9) if variant == 'no-norm' else None,
                          lambda model: _variant(model, variant))
     with heap:
         base(); first = var(); base(); var()                           # warm-up; the variant's first step compiles
@@ -46,7 +45,7 @@ def main(argv=None) -> int:
     ap.add_argument('--variant', choices=['compile', 'no-norm'], required=True)
     ap.add_argument('--size', type=int, default=64); ap.add_argument('--pairs', type=int, default=6)
     a = ap.parse_args(argv)
-    first, res = _in_fresh_process(_pairs, (a.size, a.pairs, a.variant))
+    first, res = in_fresh_process(_pairs, (a.size, a.pairs, a.variant))
     print(f"the variant's first step (with any compilation): {first:.1f} s")
     report_pairs(res, 'brats_ssl', a.variant, f"supervised step at {a.size}^3, {a.variant}")
     return 0

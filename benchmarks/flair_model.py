@@ -23,7 +23,7 @@ import argparse, shutil, sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_metrics import default_data  # noqa: E402
+from common import default_data  # noqa: E402
 
 PREP = dict(spacing=2.0)
 SPLIT = dict(labelled=0.8, val=3, mirror=False)

@@ -18,8 +18,7 @@ import argparse, sys, tempfile, time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench import _in_fresh_process, _predict, _train_step, largest_case  # noqa: E402
-from bench_metrics import default_data  # noqa: E402
+from common import in_fresh_process, predict_timed, train_steps, largest_case, default_data  # noqa: E402
 
 
 def _largest_case(data: Path):
@@ -94,14 +93,14 @@ def main(argv=None) -> int:
         short = dict(patch=(32, 32, 32), filters=(8, 16, 32, 64), lr=0.1, fg_prob=0.8)
     name = torch.cuda.get_device_name(dev) if dev.type == 'cuda' else 'CPU'
     rows = [(f"train step {m} {size}^3, 2+2 patches{', bf16' if dev.type == 'cuda' else ''}", f"{r['seconds']:.3f} s, peak {r['peak_mb']:.0f} MB")
-            for m in METHODS for r in [_in_fresh_process(_train_step, (m, size, steps, a.device, settings))]]
+            for m in METHODS for r in [in_fresh_process(train_steps, (m, size, steps, a.device, settings))]]
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         flair = _largest_case(a.data)
         if flair is None:
             from brats_ssl.phantom import write_phantoms
             flair = write_phantoms(tmp/'one', n=1)[0].flair
-        p = _in_fresh_process(_predict, (str(flair), a.device, 0.5, settings))
+        p = in_fresh_process(predict_timed, (str(flair), a.device, 0.5, settings))
         rows.append((f"predict {p['case']} ({'x'.join(map(str, p['size']))}), window {'x'.join(map(str, p['window']))}",
                      f"{p['seconds']:.2f} s, peak {p['peak_mb']:.0f} MB"))
         run = _short_run(tmp, a.device, short, phantoms, iterations)

@@ -11,7 +11,7 @@ import torch
 from pathlib import Path
 from tqdm.auto import tqdm
 import SimpleITK as sitk
-from .io import BratsError, atomic_path, find_cases, read_case, read_image, tumour_mask, write_image, write_json, write_text, level_labels
+from .io import BratsError, atomic_path, find_cases, read_case, read_image, tumour_mask, write_image, write_json, write_text, level_labels, region_levels, Geometry
 from .phantom import write_phantoms
 from .preprocess import preprocess_case, preprocess_dataset, _case_kwargs
 from .data import split_cases, cv_splits
@@ -22,7 +22,7 @@ from .evaluate import (evaluate_predictions, write_rows, summarise, write_table1
                                 threshold_scan, PAPER_TABLE1, pred_path, region_key)
 from .stats import seed_summary, compare_methods, comparison_table
 from .methods import METHODS, method_title
-from .viz import plot_loss_curves, plot_slices, plot_surfaces, save_figure
+from .viz import plot_loss_curves, plot_slices, plot_surfaces, plot_regions, save_figure
 
 # %% auto #0
 __all__ = ['BUDGETS', 'THRESHOLD_TUNING', 'PRETRAINED_DIR', 'resolve_checkpoints', 'predict_dataset', 'reproduce', 'export_onnx',
@@ -283,6 +283,11 @@ def reproduce(out='brats_ssl_reproduce', data=None, budget: str = 'quick', metho
     masks = {method_title(m): read_image(pred_path(dirs[0]/'predictions'/f"{m}_seed{seeds[0]}", case.id)) for m in methods}
     save_figure(plot_slices(flair, masks, ref=tumour_mask(seg, case.labels), case_title=case.id), figs/'fig2_slices.png')
     save_figure(plot_surfaces(masks, ref=tumour_mask(seg, case.labels), case_title=case.id), figs/'fig2_surfaces.png')
+    if regs != ('wt',):                       # the three regions in their colours, each model's TP/FP/FN per region
+        as_image = Geometry.of(flair).image
+        levels = {k: as_image(region_levels(sitk.GetArrayFromImage(v), case.labels)) for k, v in masks.items()}
+        save_figure(plot_regions(flair, levels, as_image(region_levels(sitk.GetArrayFromImage(seg), case.labels)), case_title=case.id),
+                    figs/'fig2_regions.png')
     write_json(dict(budget=budget, settings=b, seeds=list(seeds), methods=list(methods), folds_run=ks if b['folds'] else None, seconds=round(time.time() - t0, 1),
                     reused=reused, summaries=summaries, environment=environment()), out/'reproduce.json')   # seconds: this call's; `reused`: runs it did not train
     return summaries

@@ -140,3 +140,16 @@ def test_tiny_run_label_maps_in_each_convention(tmp_path):
     (tmp_path/'data'/cases[1].id/f'{cases[1].id}_t1ce.nii.gz').unlink()
     with pytest.raises(BratsError, match=f'case {cases[1].id} .*no T1ce image found'):
         predict_dataset(ck, find_cases(tmp_path/'data'), tmp_path/'p18b', progress=False)
+
+
+def test_tiny_reproduce_four_modalities_three_regions(tmp_path):
+    from brats_ssl.pipeline import reproduce
+    from brats_ssl.evaluate import read_rows
+    s = reproduce(tmp_path, budget='tiny', modalities=ALL, regions=REGIONS, progress=False)
+    assert {'dice', 'dice_tc', 'dice_et', 'hd95_et'} <= set(s['UAMT']) and 'dice_tc' not in s['Threshold (no learning)']
+    rows = read_rows(tmp_path/'per_case.csv')
+    assert all(r['dice_et'] is not None for r in rows if r['method'] != 'threshold')
+    assert '| Method | Region |' in (tmp_path/'table1.md').read_text() and 'dice_tc' in (tmp_path/'comparisons.md').read_text()
+    assert (tmp_path/'figures'/'fig2_regions.png').stat().st_size > 1000
+    assert sorted(p.name for p in (tmp_path/'data'/'Phantom_000').iterdir()) == [
+        f'Phantom_000_{m}.nii.gz' for m in ('flair', 'seg', 't1', 't1ce', 't2')]
