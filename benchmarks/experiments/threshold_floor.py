@@ -1,14 +1,14 @@
 """The no-learning floor at its strongest: the FLAIR threshold with its z, openings and largest-component choice tuned
 on each fold's non-test patients, scored on the fold's test patients and compared, paired, with the networks.
 
-    python benchmarks/threshold_floor.py --data ../shared/data/brats18 [--out benchmarks/threshold_floor]
+    python benchmarks/experiments/threshold_floor.py --data ../shared/data/brats18 [--out benchmarks/experiments/threshold_floor]
 
 Folds: those of `reproduce --budget cpu-3mm` (`cv_splits`, 3 folds, seed 0). Two tunings are reported: on the fold's
 labelled and validation patients of the cpu-3mm split (5 + 2: the labels the networks of that budget had), and on all
 14-15 non-test patients of the fold (the labels the FLAIR model's recipe had). Writes `<out>/per_case.csv` (one row per
 patient and tuning) and `<out>/settings.csv` (the setting each fold chose), and prints the comparisons with the
-networks' per-patient rows kept in benchmarks/ablation/base_per_case.csv (cpu-3mm, seed 0) and
-benchmarks/flair_model/fold*_per_case.csv (the FLAIR model's recipe, where present).
+networks' per-patient rows kept in benchmarks/experiments/ablation/base_per_case.csv (cpu-3mm, seed 0) and
+benchmarks/experiments/flair_model/fold*_per_case.csv (the FLAIR model's recipe, where present).
 """
 from __future__ import annotations
 import argparse, csv, sys, tempfile

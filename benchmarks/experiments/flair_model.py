@@ -1,9 +1,9 @@
 """The FLAIR whole-tumour model meant to ship with the package: its recipe cross-validated on the shared patients, and
 the final model.
 
-    python benchmarks/flair_model.py --data ../shared/data/brats18 --out /tmp/flair_cv [--fold 1 2]
-    python benchmarks/flair_model.py --data ../shared/data/brats18 --out /tmp/flair_final --final
-    python benchmarks/flair_model.py --out /tmp/flair_final --ship            # into brats_ssl/weights/, with its card
+    python benchmarks/experiments/flair_model.py --data ../shared/data/brats18 --out /tmp/flair_cv [--fold 1 2]
+    python benchmarks/experiments/flair_model.py --data ../shared/data/brats18 --out /tmp/flair_final --final
+    python benchmarks/experiments/flair_model.py --out /tmp/flair_final --ship            # into brats_ssl/weights/, with its card
 
 The recipe is the one that did best on unseen patients so far: 2 mm, UNet3D(8..64), 64^3 patches, batch norm,
 learning rate 0.02, a third of the labelled patches centred on tumour, no test-time mirroring, 4000 iterations,
@@ -13,16 +13,16 @@ predicted and scored, beside the no-learning threshold tuned on the fold's other
 folds (one call per fold, as nnU-Net). `--final` trains the model that ships the same way on all the patients: all
 labelled but 3 (seeded), which choose its checkpoint; the cross-validation is what estimates how well it does on
 patients it never saw. Both resume where they stopped (rerun the same command). Finished folds' validation curves
-and per-patient rows are copied to benchmarks/flair_model/ (the small files kept in the repository). `--ship` writes
+and per-patient rows are copied to benchmarks/experiments/flair_model/ (the small files kept in the repository). `--ship` writes
 the final model's chosen checkpoint into the package as `flair-wt`, with a card whose cross-validated figures are
-computed here from the kept per-patient rows, beside the no-learning floor's (benchmarks/threshold_floor.py, tuned
+computed here from the kept per-patient rows, beside the no-learning floor's (benchmarks/experiments/threshold_floor.py, tuned
 on each fold's non-test patients as the recipe's checkpoint and post-processing are).
 """
 from __future__ import annotations
 import argparse, shutil, sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))      # benchmarks/, for common.py
 from common import default_data  # noqa: E402
 
 PREP = dict(spacing=2.0)
@@ -81,8 +81,8 @@ def card(run: Path) -> dict:
         recipe='2 mm; 64^3 patches, a third centred on tumour; batch norm; SGD, learning rate 0.02, poly decay; 4000 iterations, '
                'validated every 250',
         checkpoint=f"iteration {st['iteration']} (validation Dice {st.get('best_dice', float('nan')):.3f} on the 3 validation patients)",
-        command='python benchmarks/flair_model.py --data ../shared/data/brats18 --out /tmp/flair_final --final; '
-                'python benchmarks/flair_model.py --out /tmp/flair_final --ship',
+        command='python benchmarks/experiments/flair_model.py --data ../shared/data/brats18 --out /tmp/flair_final --final; '
+                'python benchmarks/experiments/flair_model.py --out /tmp/flair_final --ship',
         cross_validation=cv,
         figures=dict(patients=len(ids), folds=folds, dice_mean=round(float(np.mean([r['dice'] for r in rows])), 4),
                      dice_std=round(float(np.std([r['dice'] for r in rows], ddof=1)), 4),

@@ -1,9 +1,9 @@
 """Screen: mirror test-time augmentation on the checkpoints of a cross-validated `reproduce` folder, without retraining.
 Each test patient of each fold is predicted twice by the fold's best checkpoint, with its stored post-processing:
 plainly, and as the mean of the softmax over the 8 flips of the three axes (nnU-Net's mirroring). Paired Wilcoxon
-tests over all patients; one line per method is appended to benchmarks/screens.csv.
+tests over all patients; one line per method is appended to benchmarks/experiments/screens.csv.
 
-    python benchmarks/screen_tta.py /tmp/brats_ssl_real_mri --data ../shared/data/brats18 [--methods unet mt uamt]
+    python benchmarks/experiments/screen_tta.py /tmp/brats_ssl_real_mri --data ../shared/data/brats18 [--methods unet mt uamt]
 """
 import argparse, csv, json, time
 from brats_ssl.io import default_data_dir

@@ -1,14 +1,14 @@
 """One step of the real-MRI recipe search: `reproduce` with --folds on the BraTS folder, for the given methods and settings,
 then the same runs scored again with their last checkpoint and with each post-processing, so that the checkpoint choice
-and the post-processing are measured, not assumed. Appends one line per variant to benchmarks/screens.csv
-and keeps the per-patient rows in benchmarks/screens/NAME_per_case.csv.
+and the post-processing are measured, not assumed. Appends one line per variant to benchmarks/experiments/screens.csv
+and keeps the per-patient rows in benchmarks/experiments/screens/NAME_per_case.csv.
 
 Each line gives `val_dice`, the variant's mean Dice on the folds' validation patients (never a fold's test patient),
 beside its test figures: a screen is decided on `val_dice`; the test columns report what the choice gives on patients
 no choice has seen. (Lines written before `val_dice` existed have it empty: those screens were compared on their test
 figures, see benchmarks/README.md.)
 
-    python benchmarks/screen.py NAME --data ../shared/data/brats18 --out /tmp/screens [--methods unet] [--set key=value ...]
+    python benchmarks/experiments/screen.py NAME --data ../shared/data/brats18 --out /tmp/screens [--methods unet] [--set key=value ...]
 """
 import argparse, ast, csv, json, time
 from brats_ssl.io import default_data_dir

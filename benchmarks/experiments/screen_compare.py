@@ -1,7 +1,7 @@
 """Paired comparison of two screens (or a screen and the threshold) on the same patients: per-patient Dice and HD95
-differences B - A, bootstrap 95 % CI, Wilcoxon p. Reads benchmarks/screens/<screen>_per_case.csv written by benchmarks/screen.py.
+differences B - A, bootstrap 95 % CI, Wilcoxon p. Reads benchmarks/experiments/screens/<screen>_per_case.csv written by benchmarks/experiments/screen.py.
 
-    python benchmarks/screen_compare.py A B [--method unet]      (B may be 'threshold' of A's folder)
+    python benchmarks/experiments/screen_compare.py A B [--method unet]      (B may be 'threshold' of A's folder)
 """
 import argparse
 from pathlib import Path
