@@ -84,6 +84,10 @@ def card(run: Path) -> dict:
         command='python benchmarks/experiments/flair_model.py --data ../shared/data/brats18 --out /tmp/flair_final --final; '
                 'python benchmarks/experiments/flair_model.py --out /tmp/flair_final --ship',
         cross_validation=cv,
+        against_the_floor=('above the no-learning floor in Dice ' + ('on average only: the interval includes 0, so on new patients '
+                           'it may do no better than a tuned FLAIR threshold' if diff['dice']['ci_low'] < 0 else
+                           'on patients it never saw (the interval excludes 0)') + '; level with it in HD95'
+                           if diff['hd95']['ci_low'] < 0 < diff['hd95']['ci_high'] else ''),
         figures=dict(patients=len(ids), folds=folds, dice_mean=round(float(np.mean([r['dice'] for r in rows])), 4),
                      dice_std=round(float(np.std([r['dice'] for r in rows], ddof=1)), 4),
                      hd95_mean=round(float(np.mean([r['hd95'] for r in rows])), 2),
