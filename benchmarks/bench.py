@@ -8,7 +8,7 @@ size, or CUDA peak allocation on a GPU) is their own. DIR defaults to $BRATS_DAT
 Speed is never asserted by a test: this script only measures.
 """
 from __future__ import annotations
-import argparse, itertools, multiprocessing as mp, os, platform, resource, statistics, sys, time
+import argparse, os, platform, statistics, sys, time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))

@@ -11,6 +11,7 @@ import torch
 import torch.nn.functional as F
 from scipy import ndimage as ndi
 from .preprocess import Preprocessed
+from .io import REGIONS
 from .losses import entropy_uncertainty
 from .models import UNet3D
 from .scale import heap_release
@@ -202,7 +203,7 @@ def _predict_levels(pre: Preprocessed, rp: torch.Tensor, uncertainty: bool, post
     unc = None
     if uncertainty:
         unc = {k: pre.source.image(entropy_map(torch.stack([1 - torch.from_numpy(r), torch.from_numpy(r)]).clamp(0, 1)))
-               for k, r in zip(('wt', 'tc', 'et'), restored)}
+               for k, r in zip(REGIONS, restored)}
     return pre.source.image(levels), unc
 
 

@@ -13,7 +13,7 @@ from tqdm.auto import tqdm
 import SimpleITK as sitk
 from .io import BratsError, atomic_path, find_cases, read_case, read_image, tumour_mask, write_image, write_json, write_text, level_labels, region_levels, Geometry
 from .phantom import write_phantoms
-from .preprocess import preprocess_case, preprocess_dataset, _case_kwargs
+from .preprocess import preprocess_case, preprocess_dataset, _case_kwargs, check_inputs
 from .data import split_cases, cv_splits
 from .train import TrainConfig, train, load_checkpoint, model_from_checkpoint, config_differences, environment, TINY
 from .scale import resolve_device
@@ -228,7 +228,7 @@ def reproduce(out='brats_ssl_reproduce', data=None, budget: str = 'quick', metho
         else: b['train'][k] = v
     out = Path(out)
     t0 = time.time()
-    mods, regs = (tuple(TrainConfig(**{k: v for k, v in b['train'].items() if k in ('modalities', 'regions')}).__dict__[k]) for k in ('modalities', 'regions'))
+    mods, regs = check_inputs(b['train'].get('modalities', ('flair',)), b['train'].get('regions', ('wt',)))
     _same_experiment(out, dict(budget=budget, settings=b, data=None if data is None else str(Path(data).resolve()),
                                cases=None if data is None else [[c.id, c.labelled] for c in find_cases(data)]))
     if data is None:

@@ -16,8 +16,8 @@ from .io import (BratsError, Case, Geometry, find_cases, read_image, check_label
 
 # %% auto #0
 __all__ = ['CACHE_FORMAT', 'background_value', 'brain_mask', 'check_flair', 'box_slices', 'bounding_box', 'resample', 'zscore',
-           'Preprocessed', 'preprocess_case', 'save_array', 'load_array', 'record_path', 'preprocess_dataset',
-           'load_record', 'load_arrays', 'load_case', 'list_preprocessed']
+           'Preprocessed', 'check_inputs', 'preprocess_case', 'save_array', 'load_array', 'record_path',
+           'preprocess_dataset', 'load_record', 'load_arrays', 'load_case', 'list_preprocessed']
 
 # %% ../nbs/02_preprocess.ipynb #2abf394d
 def background_value(arr: np.ndarray) -> float:
@@ -123,6 +123,17 @@ class Preprocessed:
         return sitk.Resample(mask, list(s.size), sitk.Transform(), interpolator, list(s.origin), list(s.spacing),
                              list(s.direction), 0, mask.GetPixelID())
 
+# %% ../nbs/02_preprocess.ipynb #c7c71b53
+def check_inputs(modalities=('flair',), regions=('wt',)) -> tuple[tuple, tuple]:
+    "The modalities (in `MODALITIES` order) and regions asked for, checked: what preprocessing and `TrainConfig` accept."
+    modalities, regions = tuple(modalities), tuple(regions)
+    bad = [m for m in modalities if m not in MODALITIES]
+    if bad or 'flair' not in modalities or len(set(modalities)) < len(modalities):
+        raise BratsError(f"modalities {' '.join(modalities)}: choose FLAIR and any of {', '.join(MODALITIES[1:])} (FLAIR finds the brain), each once")
+    if regions not in (('wt',), REGIONS): raise BratsError(f"regions {' '.join(regions)}: choose wt (the whole tumour) or wt tc et")
+    return tuple(m for m in MODALITIES if m in modalities), regions
+
+
 # %% ../nbs/02_preprocess.ipynb #7bd6cce6
 def _as_image(x, what, channel=None):
     if isinstance(x, sitk.Image): return x, f"<{what} image>"
@@ -151,8 +162,7 @@ def preprocess_case(flair, seg=None, spacing: float | None = None, margin: int =
     default 'brats'). `others`: more modalities, {'t1': path, image or (path, channel), ...}, each on FLAIR's grid,
     cropped to the same box and normalised on the same brain. `regions`: ('wt',), the label is the binary whole tumour;
     ('wt', 'tc', 'et'), it is the level map of `region_levels` (0 none, 1 oedema, 2 core, 3 enhancing)."""
-    regions = tuple(regions)
-    if regions not in (('wt',), REGIONS): raise BratsError(f"regions {' '.join(regions)}: choose wt (the whole tumour) or wt tc et")
+    regions = check_inputs(regions=regions)[1]
     others = dict(others or {})
     bad = [m for m in others if m not in MODALITIES or m == 'flair']
     if bad: raise BratsError(f"unknown modality {', '.join(map(repr, bad))} besides FLAIR: choose from {', '.join(MODALITIES[1:])}")
@@ -241,12 +251,8 @@ def _source_stamp(case: Case, modalities=('flair',)) -> dict:
 def _params(spacing, margin, percentiles, modalities=('flair',), regions=('wt',)) -> dict:
     "The preprocessing settings a cache records (modalities and regions only where not the defaults: older caches stay valid)."
     out = dict(spacing=spacing, margin=margin, percentiles=list(percentiles))
-    modalities, regions = tuple(modalities), tuple(regions)
-    bad = [m for m in modalities if m not in MODALITIES]
-    if bad or 'flair' not in modalities or len(set(modalities)) < len(modalities):
-        raise BratsError(f"modalities {' '.join(modalities)}: choose FLAIR and any of {', '.join(MODALITIES[1:])} (FLAIR finds the brain), each once")
-    if regions not in (('wt',), REGIONS): raise BratsError(f"regions {' '.join(regions)}: choose wt (the whole tumour) or wt tc et")
-    if modalities != ('flair',): out['modalities'] = [m for m in MODALITIES if m in modalities]
+    modalities, regions = check_inputs(modalities, regions)
+    if modalities != ('flair',): out['modalities'] = list(modalities)
     if regions != ('wt',): out['regions'] = list(regions)
     return out
 

@@ -13,8 +13,8 @@ import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 from tqdm.auto import tqdm
 import brats_ssl
-from .io import BratsError, BratsWarning, atomic_path, write_json, MODALITIES
-from .preprocess import _params
+from .io import BratsError, BratsWarning, atomic_path, write_json
+from .preprocess import check_inputs
 from .data import PatchDataset, load_volumes, step_batches
 from .models import UNet3D
 from .methods import METHODS, make_method, method_settings
@@ -67,9 +67,7 @@ class TrainConfig:
 
     def __post_init__(self):
         self.patch, self.filters = tuple(self.patch), tuple(self.filters)
-        _params(None, 4, (0.5, 99.5), self.modalities, self.regions)          # the same check as preprocessing's
-        self.modalities = tuple(m for m in MODALITIES if m in self.modalities)
-        self.regions = tuple(self.regions)
+        self.modalities, self.regions = check_inputs(self.modalities, self.regions)   # the same check as preprocessing's
         if self.norm == 'none': self.norm = None
         if self.method not in METHODS: raise BratsError(f"unknown method {self.method!r}: choose one of {', '.join(METHODS)}")
         if self.rampup is not None and self.rampup < 0: raise BratsError(f"rampup must be >= 0 iterations (or None: the whole run), got {self.rampup}")
