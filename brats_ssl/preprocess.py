@@ -123,7 +123,7 @@ class Preprocessed:
         return sitk.Resample(mask, list(s.size), sitk.Transform(), interpolator, list(s.origin), list(s.spacing),
                              list(s.direction), 0, mask.GetPixelID())
 
-# %% ../nbs/02_preprocess.ipynb #c7c71b53
+# %% ../nbs/02_preprocess.ipynb #eaaf4b80
 def check_inputs(modalities=('flair',), regions=('wt',)) -> tuple[tuple, tuple]:
     "The modalities (in `MODALITIES` order) and regions asked for, checked: what preprocessing and `TrainConfig` accept."
     modalities, regions = tuple(modalities), tuple(regions)

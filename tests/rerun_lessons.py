@@ -2,10 +2,11 @@
 
     python tests/rerun_lessons.py                      # every lesson in nbs/
     python tests/rerun_lessons.py nbs/06_methods.ipynb # some of them
+    BRATS_SSL_OUT=RUN python tests/rerun_lessons.py --run slow nbs/14_real_mri.ipynb   # slow cells too, on a finished run
 
 Each notebook runs top to bottom in a fresh shell from its own folder, as `nbdev_test` runs it. Cells flagged with one of
 settings.ini's `tst_flags` (`slow`, `gpu`, `notest`) are not run and keep the outputs they have (a slow cell's output is
-refreshed by running it by hand, on the data it names). An error stops that notebook, which is then left unchanged.
+refreshed with `--run slow`, on the data and the finished run it names). An error stops that notebook, which is then left unchanged.
 Then `nbdev_clean` strips metadata. Run it before committing a lesson.
 """
 from __future__ import annotations
@@ -23,6 +24,13 @@ def _flags(source: str) -> set[str]:
     return {w for line in source.splitlines() if line.startswith('#|') for w in re.split(r'[\s:]+', line[2:].strip()) if w}
 
 
+def _drop_widgets(nb) -> None:
+    "Live widgets (progress bars, viewers) out of the saved notebook: their state is not saved, so keep the text of each."
+    nb.metadata.pop('widgets', None)
+    for cell in nb.cells:
+        for o in cell.get('outputs', []): o.get('data', {}).pop('application/vnd.jupyter.widget-view+json', None)
+
+
 def rerun(fn: Path, skip: set[str]) -> float:
     "Run `fn` in place; returns the seconds taken. Raises RuntimeError (the notebook untouched) on an error."
     nb = read_nb(fn)
@@ -35,6 +43,7 @@ def rerun(fn: Path, skip: set[str]) -> float:
     except Exception as e:
         raise RuntimeError(f"{fn}: {shell.prettytb(fname=fn)}") from e
     finally: os.chdir(cwd)
+    _drop_widgets(nb)
     write_nb(nb, fn)
     return time.time() - t0
 
@@ -43,7 +52,10 @@ def main(argv=None) -> int:
     os.environ.setdefault('TQDM_DISABLE', '1')         # progress bars are for live runs, not for saved outputs
     cfg = configparser.ConfigParser(); cfg.read(ROOT/'settings.ini')
     skip = set(cfg['DEFAULT'].get('tst_flags', '').split())
-    files = [Path(a).resolve() for a in (argv if argv is not None else sys.argv[1:])] or sorted((ROOT/'nbs').glob('[0-9]*.ipynb'))
+    args = list(argv if argv is not None else sys.argv[1:])
+    while '--run' in args:                              # --run FLAG: run the cells with that flag as well
+        i = args.index('--run'); skip.discard(args[i + 1]); del args[i:i + 2]
+    files = [Path(a).resolve() for a in args] or sorted((ROOT/'nbs').glob('[0-9]*.ipynb'))
     failed = []
     for fn in files:
         try: print(f"{fn.name}: {rerun(fn, skip):.1f} s", flush=True)
