@@ -25,10 +25,14 @@ def _flags(source: str) -> set[str]:
 
 
 def _drop_widgets(nb) -> None:
-    "Live widgets (progress bars, viewers) out of the saved notebook: their state is not saved, so keep the text of each."
+    """Live widgets out of the saved notebook, since their state is not saved: a progress bar's display is dropped, a
+    returned widget (a viewer) keeps its text."""
     nb.metadata.pop('widgets', None)
-    for cell in nb.cells:
-        for o in cell.get('outputs', []): o.get('data', {}).pop('application/vnd.jupyter.widget-view+json', None)
+    view = 'application/vnd.jupyter.widget-view+json'
+    for cell in nb.get('cells', []):
+        if 'outputs' not in cell: continue
+        cell['outputs'] = [o for o in cell['outputs'] if not (o.get('output_type') == 'display_data' and view in o.get('data', {}))]
+        for o in cell['outputs']: o.get('data', {}).pop(view, None)
 
 
 def rerun(fn: Path, skip: set[str]) -> float:
