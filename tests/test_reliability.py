@@ -302,6 +302,8 @@ def volumes(draw):
 @settings(max_examples=25, deadline=None, database=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(vol=volumes(), label=st.sampled_from([None, 'good', 'bad']), resample=st.sampled_from([None, 2.0]))
 @example(vol=(np.arange(1, 13, dtype=np.uint8).reshape(2, 2, 3), (0.1, 0.1, 0.1)), label=None, resample=2.0)  # no brain left after resampling
+@example(vol=(np.array([127, 53, 8, 3, 162, 182, 121, 145, 108, 187, 163, 0], np.uint8).reshape(1, 2, 2, 3), (0.1,) * 4), label=None, resample=None)  # one volume in a 4-D file
+@example(vol=(np.array([127, 53, 8, 3, 162, 182, 121, 145], np.uint8).reshape(1, 2, 2, 2), (0.1,) * 4), label=None, resample=None)   # the same, no brain
 def test_random_files_give_results_or_bratserror(tmp_path, vol, label, resample):
     """Each random file gets the answer it should: the error that names its problem, or a finite result when it has
     none. (An error for a file without a problem fails the test: refusing good input is a regression too.)"""
@@ -317,12 +319,13 @@ def test_random_files_give_results_or_bratserror(tmp_path, vol, label, resample)
         li.CopyInformation(img)
         s = tmp_path / 'r_seg.nii.gz'
         sitk.WriteImage(li, str(s))
+    v = arr[0] if arr.ndim == 4 and arr.shape[0] == 1 else arr   # a 4-D file holding one volume is that 3-D volume (read_image)
     problems = [m for m, bad in (                     # every problem the file has, by the words its error names it with
-        ('3D volume', arr.ndim != 3 or min(arr.shape) < 2),
-        ('NaN or Inf', np.issubdtype(arr.dtype, np.floating) and not np.isfinite(arr).all()),
-        ('is constant', arr.size and np.nanmin(arr) == np.nanmax(arr)),
+        ('3D volume', v.ndim != 3 or min(v.shape) < 2),
+        ('NaN or Inf', np.issubdtype(v.dtype, np.floating) and not np.isfinite(v).all()),
+        ('is constant', v.size and np.nanmin(v) == np.nanmax(v)),
         ('are not BraTS labels', label == 'bad'),
-        ('no brain found', arr.ndim == 3 and int(brain_mask(arr).sum()) < 8)) if bad]
+        ('no brain found', v.ndim == 3 and min(v.shape) >= 2 and int(brain_mask(v).sum()) < 8)) if bad]
     try:
         out = read_image(f, 'FLAIR')
         assert out.GetDimension() == 3
