@@ -150,12 +150,11 @@ THRESHOLD_TUNING = dict(openings=(0, 1, 2), largest=(True, False))   # the thres
 
 # %% ../nbs/12_pipeline.ipynb #5c67507c
 def _run_fold(out: Path, data: Path, prep: Path, split: dict, scan: dict, b: dict, methods, seeds, device, progress,
-              fold=None) -> tuple[list, dict]:
+              fold=None, main: bool = True) -> tuple[list, dict]:
     """The threshold and every method and seed of one split: per-case rows and run folders. The threshold's setting (z,
     openings, largest component) is the best of `scan` (see `threshold_scan`) on the split's labelled and validation
-    cases: never on its test cases. Under torchrun only rank 0 predicts and scores (the other ranks train with it and
-    return no rows)."""
-    main = int(os.environ.get('RANK', '0')) == 0
+    cases: never on its test cases. Under torchrun only rank 0 (`main`) predicts and scores (the other ranks train with it
+    and return no rows)."""
     if main: write_json(split, out/'split.json')
     test_cases = [c for c in find_cases(data) if c.id in set(split['test'])]
     tune = [i for i, c in enumerate(scan['cases']) if c in set(split['labelled'] + split['val'])]
@@ -250,14 +249,15 @@ def reproduce(out='brats_ssl_reproduce', data=None, budget: str = 'quick', metho
     splits, dirs = [splits[k] for k in ks], [dirs[k] for k in ks]
     scan = threshold_scan(data, ids=sorted({c for s in splits for c in s['labelled'] + s['val']}), progress=False, **THRESHOLD_TUNING)
     rows, runs, reused = [], [], []
+    main = int(os.environ.get('RANK', '0')) == 0              # torchrun: every rank trains, rank 0 alone writes results
     for k, split, fdir in zip(ks, splits, dirs):
-        r, fr, ru = _run_fold(fdir, data, out/'prep', split, scan, b, methods, seeds, device, progress, k if b['folds'] else None)
+        r, fr, ru = _run_fold(fdir, data, out/'prep', split, scan, b, methods, seeds, device, progress, k if b['folds'] else None, main)
         rows += r; runs.append(fr); reused += ru
         if b['folds'] and rows:
             fs = {method_title(m): summarise([x for x in r if x['method'] == m and x['seed'] == seeds[0]]) for m in methods}
             fs['Threshold (no learning)'] = summarise([x for x in r if x['method'] == 'threshold'])
             write_table1(fs, fdir, caption=f"Fold {k}: mean ± std over its {len(split['test'])} test cases (seed {seeds[0]}).")
-    if int(os.environ.get('RANK', '0')) != 0: return {}     # torchrun: rank 0 writes the tables and figures
+    if not main: return {}                    # torchrun: rank 0 writes the tables and figures
     write_rows(rows, out/'per_case.csv')
     per_seed = {method_title(m): [summarise([x for x in rows if x['method'] == m and x['seed'] == s]) for s in seeds] for m in methods}
     summaries = {k: (v[0] if len(v) == 1 else seed_summary(v)) for k, v in per_seed.items()}

@@ -304,6 +304,7 @@ def volumes(draw):
 @example(vol=(np.arange(1, 13, dtype=np.uint8).reshape(2, 2, 3), (0.1, 0.1, 0.1)), label=None, resample=2.0)  # no brain left after resampling
 @example(vol=(np.array([127, 53, 8, 3, 162, 182, 121, 145, 108, 187, 163, 0], np.uint8).reshape(1, 2, 2, 3), (0.1,) * 4), label=None, resample=None)  # one volume in a 4-D file
 @example(vol=(np.array([127, 53, 8, 3, 162, 182, 121, 145], np.uint8).reshape(1, 2, 2, 2), (0.1,) * 4), label=None, resample=None)   # the same, no brain
+@example(vol=(np.pad(np.full((2, 2, 2), 49, np.uint8), 1), (1.0,) * 3), label=None, resample=None)   # a brain of one intensity
 def test_random_files_give_results_or_bratserror(tmp_path, vol, label, resample):
     """Each random file gets the answer it should: the error that names its problem, or a finite result when it has
     none. (An error for a file without a problem fails the test: refusing good input is a regression too.)"""
@@ -325,7 +326,9 @@ def test_random_files_give_results_or_bratserror(tmp_path, vol, label, resample)
         ('NaN or Inf', np.issubdtype(v.dtype, np.floating) and not np.isfinite(v).all()),
         ('is constant', v.size and np.nanmin(v) == np.nanmax(v)),
         ('are not BraTS labels', label == 'bad'),
-        ('no brain found', v.ndim == 3 and min(v.shape) >= 2 and int(brain_mask(v).sum()) < 8)) if bad]
+        ('no brain found', v.ndim == 3 and min(v.shape) >= 2 and int(brain_mask(v).sum()) < 8),
+        ('brain intensities are constant', resample is None and v.ndim == 3 and min(v.shape) >= 2   # (resampling blurs the edge)
+         and int(brain_mask(v).sum()) >= 8 and np.ptp(v[brain_mask(v)]) == 0)) if bad]
     try:
         out = read_image(f, 'FLAIR')
         assert out.GetDimension() == 3

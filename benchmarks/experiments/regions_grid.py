@@ -45,8 +45,9 @@ def report(val: list, test: list) -> str:
     "The choice and the figures behind it, as Markdown."
     import numpy as np
     from brats_ssl.stats import paired_comparison
+    from brats_ssl.evaluate import region_key
     grids = list(dict.fromkeys(r['grid'] for r in val))          # the budget's grid first
-    key = lambda reg: 'dice' if reg == 'wt' else f'dice_{reg}'
+    key = lambda reg: region_key('dice', reg)
     mean = lambda rows, g: np.mean([np.mean([r[key(x)] for x in REGIONS]) for r in rows if r['grid'] == g])
     lines = ['| grid | validation Dice WT / TC / ET (mean) | test Dice WT / TC / ET (mean) | n val / test |', '|:--|:--|:--|:--|']
     for g in grids:
