@@ -1,0 +1,216 @@
+"""The models that ship with the package: each one's recipe cross-validated on the shared patients, and the final model.
+
+    python benchmarks/experiments/shipped_model.py --model NAME --data ../shared/data/brats18 --out /tmp/NAME_cv [--fold 1 2]
+    python benchmarks/experiments/shipped_model.py --model NAME --data ../shared/data/brats18 --out /tmp/NAME_final --final
+    python benchmarks/experiments/shipped_model.py --model NAME --out /tmp/NAME_final --ship    # into brats_ssl/weights/, with its card
+    python benchmarks/experiments/shipped_model.py --model NAME --report                       # the kept cross-validation, as a table
+
+NAME is `flair-wt` (FLAIR in, whole tumour out: the paper's task) or `multimodal-regions` (FLAIR, T1, T1ce and T2 in;
+whole tumour, tumour core and enhancing tumour out). Both use the recipe that did best on unseen patients so far: 2 mm,
+UNet3D(8..64), 64^3 patches, batch norm, learning rate 0.02, a third of the labelled patches centred on tumour, no
+test-time mirroring, validation every 250 iterations. `flair-wt` trains 4000 iterations, `multimodal-regions` 2000 (a
+length set by the CPU time of its four trainings on two cores, not by a plateau of its validation curve); for the
+regions the checkpoint and the post-processing are chosen on the mean validation Dice of WT, TC and ET.
+
+Cross-validation (`cpu-3mm`'s three folds): per fold every non-test patient is labelled but 3, the validation patients,
+which choose the checkpoint and the post-processing; each fold's test patients are only predicted and scored, beside
+the no-learning threshold tuned on the fold's other patients. `--fold` runs only some folds (one call per fold, as
+nnU-Net; separate `--out` folders can run side by side). `--final` trains the model that ships the same way on all the
+patients: all labelled but 3 (seeded), which choose its checkpoint; the cross-validation is what estimates how well it
+does on patients it never saw. Both resume where they stopped (rerun the same command). Finished folds' validation
+curves and per-patient rows are copied to benchmarks/experiments/<keep>/ (the small files kept in the repository:
+`flair_model/`, `regions_model/`). `--ship` writes the final model's chosen checkpoint into the package as NAME, with a
+card whose cross-validated figures are computed here from the kept per-patient rows, beside the no-learning floor's
+(benchmarks/experiments/threshold_floor.py, tuned on each fold's non-test patients as the recipe's checkpoint and
+post-processing are).
+"""
+from __future__ import annotations
+import argparse, shutil, sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))      # benchmarks/, for common.py
+from common import default_data  # noqa: E402
+
+PREP = dict(spacing=2.0)
+SPLIT = dict(labelled=0.8, val=3, mirror=False)
+TRAIN = dict(patch=(64, 64, 64), norm='batch', lr=0.02, iterations=4000, val_every=250, fg_prob=0.33)
+MODELS = {'flair-wt': dict(keep='flair_model', train={}),
+          'multimodal-regions': dict(keep='regions_model', train=dict(modalities=('flair', 't1', 't1ce', 't2'),
+                                                                      regions=('wt', 'tc', 'et'), iterations=2000))}
+
+
+def settings(name: str, iterations: int | None = None) -> dict:
+    "The training options of the model `name` (the shared recipe with the model's own inputs, outputs and length)."
+    return {**TRAIN, **MODELS[name]['train'], **({} if iterations is None else dict(iterations=iterations))}
+
+
+def final(name: str, data: Path, out: Path, device: str = 'auto', iterations: int | None = None) -> Path:
+    "Train the shipped model `name`: every labelled patient of `data` but 3 (seeded), which choose the checkpoint. Returns the run folder."
+    from brats_ssl.io import find_cases
+    from brats_ssl.data import split_cases
+    from brats_ssl.preprocess import preprocess_dataset
+    from brats_ssl.pipeline import BUDGETS
+    from brats_ssl.train import TrainConfig, train
+    ids = sorted(c.id for c in find_cases(data) if c.labelled)
+    split = split_cases(ids, len(ids) - SPLIT['val'], SPLIT['val'], 0, seed=0)
+    t = settings(name, iterations)
+    preprocess_dataset(data, out/'prep', progress=False, **PREP, **{k: t[k] for k in ('modalities', 'regions') if k in t})
+    cfg = TrainConfig(method='unet', seed=0, device=device, **{**BUDGETS['cpu-3mm']['train'], **t})
+    run = out/'unet_final'
+    train(out/'prep', run, split, cfg, resume=(run/'checkpoint_last.pt').exists(), progress=False)
+    return run
+
+
+def card(name: str, run: Path) -> dict:
+    "The card of the shipped model `name` (final run `run`): what it is, how it was made, its cross-validated figures beside the floor's."
+    import json, numpy as np
+    from brats_ssl.evaluate import read_rows, region_key
+    from brats_ssl.stats import paired_comparison
+    from brats_ssl.train import load_checkpoint, TrainConfig
+    keep = Path(__file__).resolve().parent
+    rows = [r for f in sorted((keep/MODELS[name]['keep']).glob('fold*_per_case.csv')) for r in read_rows(f) if r['method'] == 'unet']
+    folds = sorted({r['fold'] for r in rows})
+    ids = {r['case'] for r in rows}
+    tests = [sum(r['fold'] == k for r in rows) for k in folds]                # test patients per fold
+    floor = [r for r in read_rows(keep/'threshold_floor'/'per_case.csv') if r['method'] == 'threshold_nontest' and r['case'] in ids]
+    st = load_checkpoint(run/'checkpoint_best.pt')
+    cfg = TrainConfig.from_dict(st['config'])
+    names = dict(wt='whole tumour', tc='tumour core', et='enhancing tumour')
+    ms = lambda rs, k: f"{np.mean([r[k] for r in rs]):.3f} ± {np.std([r[k] for r in rs], ddof=1):.3f}" if k.startswith('dice') else \
+        f"{np.mean([r[k] for r in rs]):.2f} ± {np.std([r[k] for r in rs], ddof=1):.2f} mm"
+    diff = {k: paired_comparison(floor, rows, k) for k in ('dice', 'hd95')}
+    split = json.loads((run/'split.json').read_text())
+    per_region = '; '.join(f"{names[g]} Dice {ms(rows, region_key('dice', g))}, HD95 {ms(rows, region_key('hd95', g))}" for g in cfg.regions)
+    cv = (f"{len(ids)} patients, each the test patient of one of {len(folds)} folds (folds {', '.join(map(str, folds))} of "
+          f"cpu-3mm's three; the same recipe, checkpoint and post-processing chosen on each fold's 3 validation patients): "
+          f"{per_region}. The no-learning floor on the same patients (FLAIR z-score threshold, "
+          f"its z, opening and components tuned on each fold's non-test patients; whole tumour): Dice {ms(floor, 'dice')}, HD95 {ms(floor, 'hd95')}. "
+          f"Model - floor, whole tumour, paired: Dice {diff['dice']['mean_diff']:+.3f} [{diff['dice']['ci_low']:+.3f}, {diff['dice']['ci_high']:+.3f}] "
+          f"(Wilcoxon p {diff['dice']['p_value']:.3f}), HD95 {diff['hd95']['mean_diff']:+.2f} mm [{diff['hd95']['ci_low']:+.2f}, "
+          f"{diff['hd95']['ci_high']:+.2f}] (p {diff['hd95']['p_value']:.3f}); mean ± sample std over patients, bootstrap 95 % interval.")
+    dice_word = ('above the no-learning floor in whole-tumour Dice on patients it never saw (the interval excludes 0)' if diff['dice']['ci_low'] > 0 else
+                 'below the no-learning floor in whole-tumour Dice on patients it never saw (the interval excludes 0)' if diff['dice']['ci_high'] < 0 else
+                 f"{'above' if diff['dice']['mean_diff'] > 0 else 'below'} the no-learning floor in whole-tumour Dice on average only: the "
+                 "interval includes 0, so on new patients it may do no better than a tuned FLAIR threshold")
+    hd_word = ('better than it in HD95' if diff['hd95']['ci_high'] < 0 else 'worse than it in HD95' if diff['hd95']['ci_low'] > 0 else 'level with it in HD95')
+    mods = ', '.join(dict(flair='FLAIR', t1='T1', t1ce='T1ce', t2='T2')[m] for m in cfg.modalities)
+    outs = ', '.join(names[g] for g in cfg.regions)
+    return dict(
+        summary=(f"{mods} in, {outs} out: a UNet3D(8..64) trained on the shared BraTS 2018 patients"
+                 + (" (the paper's task)" if cfg.regions == ('wt',) and cfg.modalities == ('flair',) else '')),
+        input=(f"skull-stripped, co-registered {mods} of one patient in any BraTS layout (or a manifest); preprocessed as in training: "
+               "brain box, 2 mm, clipping at the brain's 0.5 and 99.5 percentiles, z-score on the brain, each modality on its own"),
+        output=(f"a uint8 mask on the input's grid: " + ("whole tumour 1 (probability restored linearly, > 0.5)" if cfg.regions == ('wt',) else
+                "BraTS labels in the input's convention (2017-2022: 1 core, 2 oedema, 4 enhancing; 2023+: 3 "
+                "enhancing), from the regions' probabilities restored linearly, each region > 0.5, TC and ET within WT") +
+                f"; post-processing {st.get('postprocess', 'none')!r}, chosen on validation patients"),
+        training_data=f"BraTS 2018 training patients ({len(split['labelled'])} labelled; 3 validation patients, "
+                      f"{', '.join(split['val'])}, chose the checkpoint and the post-processing)",
+        recipe=(f"2 mm; 64^3 patches, a third centred on tumour; batch norm; SGD, learning rate 0.02, poly decay; {cfg.iterations} "
+                f"iterations, validated every {cfg.val_every}" + ('' if cfg.regions == ('wt',) else
+                '; the checkpoint maximises the mean validation Dice of the three regions')),
+        checkpoint=f"iteration {st['iteration']} (validation Dice {st.get('best_dice', float('nan')):.3f} on the 3 validation patients)",
+        command=(f"python benchmarks/experiments/shipped_model.py --model {name} --data ../shared/data/brats18 --out /tmp/{name}_final --final; "
+                 f"python benchmarks/experiments/shipped_model.py --model {name} --out /tmp/{name}_final --ship"),
+        cross_validation=cv,
+        against_the_floor=f"{dice_word}; {hd_word}",
+        figures=dict(patients=len(ids), folds=folds,
+                     **{f"{region_key('dice', g)}_mean": round(float(np.mean([r[region_key('dice', g)] for r in rows])), 4) for g in cfg.regions},
+                     **{f"{region_key('dice', g)}_std": round(float(np.std([r[region_key('dice', g)] for r in rows], ddof=1)), 4) for g in cfg.regions},
+                     **{f"{region_key('hd95', g)}_mean": round(float(np.mean([r[region_key('hd95', g)] for r in rows])), 2) for g in cfg.regions},
+                     floor_dice_mean=round(float(np.mean([r['dice'] for r in floor])), 4),
+                     floor_hd95_mean=round(float(np.mean([r['hd95'] for r in floor])), 2)),
+        data_terms='BraTS data are for research; cite Menze et al. 2015, IEEE TMI 34(10):1993-2024, and Bakas et al. 2017, '
+                   'Sci Data 4:170117, and 2018, arXiv:1811.02629',
+        limits=(f"trained on {len(split['labelled'])} patients of one release; other scanners, protocols or pre-operative/post-operative "
+                f"status may need retraining; the cross-validation estimates the recipe trained on fewer patients "
+                f"({'-'.join(str(n) for n in sorted({len(ids) - t - len(split['val']) for t in tests}))} per fold)"),
+        clinical_use='not for clinical use: a research model, not a medical device')
+
+
+def report(name: str) -> str:
+    """The kept cross-validation of `name` as a Markdown table: per fold, the checkpoint its validation patients chose and
+    the test patients' Dice per region and whole-tumour HD95, beside the floor's; then all patients, and the paired
+    comparison with the floor."""
+    import csv, numpy as np
+    from brats_ssl.evaluate import read_rows, region_key
+    from brats_ssl.stats import paired_comparison
+    keep = Path(__file__).resolve().parent
+    rows = [r for f in sorted((keep/MODELS[name]['keep']).glob('fold*_per_case.csv')) for r in read_rows(f) if r['method'] == 'unet']
+    floor = {r['case']: r for r in read_rows(keep/'threshold_floor'/'per_case.csv') if r['method'] == 'threshold_nontest'}
+    regions = [g for g in ('wt', 'tc', 'et') if rows and rows[0].get(region_key('dice', g)) is not None]
+    ms = lambda v, d=3: f"{np.mean(v):.{d}f} ± {np.std(v, ddof=1):.{d}f}" if len(v) > 1 else f"{np.mean(v):.{d}f}"
+    head = (['fold, test patients', 'checkpoint (validation Dice)'] + [f"model Dice {g.upper()}" for g in regions]
+            + ['floor Dice WT', 'model HD95 WT (mm)', 'floor HD95 WT (mm)'])
+    lines = ['| ' + ' | '.join(head) + ' |', '|:--|:--|' + '--:|' * (len(head) - 2)]
+    def line(label, ck, rs):
+        fl = [floor[r['case']] for r in rs]
+        return ('| ' + ' | '.join([label, ck] + [ms([r[region_key('dice', g)] for r in rs]) for g in regions]
+                                  + [ms([r['dice'] for r in fl]), ms([r['hd95'] for r in rs], 2), ms([r['hd95'] for r in fl], 2)]) + ' |')
+    for k in sorted({r['fold'] for r in rows}):
+        rs = [r for r in rows if r['fold'] == k]
+        val = list(csv.DictReader(open(keep/MODELS[name]['keep']/f"fold{k}_val.csv")))
+        best = max(val, key=lambda v: max(float(v['val_dice']), float(v['val_dice_largest'])))
+        lines.append(line(f"{k}, {len(rs)}", f"iteration {int(best['iteration']) + 1} "
+                          f"({max(float(best['val_dice']), float(best['val_dice_largest'])):.3f})", rs))
+    lines.append(line(f"all, {len(rows)}", '', rows))
+    fl = [floor[r['case']] for r in rows]
+    for m, unit, d in (('dice', '', 3), ('hd95', ' mm', 2)):
+        c = paired_comparison(fl, rows, m)
+        lines.append(f"{'' if m == 'hd95' else chr(10)}- Model - floor ({'Dice' if m == 'dice' else 'HD95'}, whole tumour, {len(rows)} patients, paired): "
+                     f"{c['mean_diff']:+.{d}f}{unit} [{c['ci_low']:+.{d}f}, {c['ci_high']:+.{d}f}], Wilcoxon p {c['p_value']:.3f}")
+    for other, m in MODELS.items():                              # the other shipped recipes on the same patients
+        if other == name: continue
+        them = {r['case']: r for f in sorted((keep/m['keep']).glob('fold*_per_case.csv')) for r in read_rows(f) if r['method'] == 'unet'}
+        if set(them) >= {r['case'] for r in rows}:
+            c = paired_comparison([them[r['case']] for r in rows], rows, 'dice')
+            lines.append(f"- Model - {other}'s recipe (Dice, whole tumour, paired): {c['mean_diff']:+.3f} [{c['ci_low']:+.3f}, "
+                         f"{c['ci_high']:+.3f}], Wilcoxon p {c['p_value']:.3f}")
+    if len(regions) > 1:                                         # the regions at the cpu-3mm budget (UNet3D, 3 mm, 5 labelled, 500 iterations)
+        base = {r['case']: r for r in read_rows(keep/'regions'/'cpu3mm_per_case.csv') if r['method'] == 'unet'}
+        for g in regions:
+            c = paired_comparison([base[r['case']] for r in rows], rows, region_key('dice', g))
+            lines.append(f"- Model - the cpu-3mm budget's UNet3D ({g.upper()} Dice, paired): {c['mean_diff']:+.3f} [{c['ci_low']:+.3f}, "
+                         f"{c['ci_high']:+.3f}], Wilcoxon p {c['p_value']:.3f}")
+    return '\n'.join(lines)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument('--data', type=Path, default=default_data()); ap.add_argument('--out', type=Path, default=Path('/tmp/flair_cv'))
+    ap.add_argument('--model', choices=list(MODELS), default='flair-wt', help='which shipped model (default: flair-wt)')
+    ap.add_argument('--fold', type=int, nargs='+', default=None, help='only these folds (default: all three)')
+    ap.add_argument('--final', action='store_true', help='train the model that ships (all patients; 3 of them choose the checkpoint)')
+    ap.add_argument('--ship', action='store_true', help='write the final model (in --out) into the package with its card')
+    ap.add_argument('--report', action='store_true', help='print the kept cross-validation as a table, beside the floor')
+    ap.add_argument('--iterations', type=int, default=None); ap.add_argument('--device', default='auto')
+    a = ap.parse_args(argv)
+    keep = Path(__file__).resolve().parent/MODELS[a.model]['keep']
+    keep.mkdir(exist_ok=True)
+    if a.report:
+        print(report(a.model))
+        return 0
+    if a.ship:
+        from brats_ssl.pipeline import ship_checkpoint, card_text, pretrained_models
+        ship_checkpoint(a.out/'unet_final'/'checkpoint_best.pt', a.model, card(a.model, a.out/'unet_final'))
+        print(card_text(pretrained_models()[a.model]))
+        return 0
+    if a.final:
+        run = final(a.model, a.data, a.out, a.device, a.iterations)
+        shutil.copy(run/'val.csv', keep/'final_val.csv')
+        return 0
+    from brats_ssl.pipeline import reproduce
+    reproduce(a.out, data=a.data, budget='cpu-3mm', methods=['unet'], device=a.device, progress=False, fold=a.fold,
+              **PREP, **SPLIT, **settings(a.model, a.iterations))
+    for v in sorted(a.out.glob('fold*/runs/unet_seed0/val.csv')):
+        shutil.copy(v, keep/f"{v.parents[2].name}_val.csv")
+    import csv
+    rows = list(csv.DictReader(open(a.out/'per_case.csv')))
+    for k in sorted({r['fold'] for r in rows}):
+        with open(keep/f"fold{k}_per_case.csv", 'w', newline='') as f:
+            w = csv.DictWriter(f, fieldnames=list(rows[0])); w.writeheader(); w.writerows(r for r in rows if r['fold'] == k)
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
