@@ -15,7 +15,7 @@ from .io import BratsError, atomic_path, find_cases, read_case, read_image, tumo
 from .phantom import write_phantoms
 from .preprocess import preprocess_case, preprocess_dataset, _case_kwargs, check_inputs
 from .data import split_cases, cv_splits
-from .train import TrainConfig, train, load_checkpoint, model_from_checkpoint, config_differences, environment, TINY
+from .train import TrainConfig, train, load_checkpoint, save_state, model_from_checkpoint, config_differences, environment, TINY
 from .scale import resolve_device
 from .infer import predict_case
 from .evaluate import (evaluate_predictions, write_rows, summarise, write_table1, threshold_predictions,
@@ -338,12 +338,12 @@ PRETRAINED_DIR = Path(brats_ssl.__file__).parent/'weights'
 def ship_checkpoint(checkpoint, name: str, card: dict, out_dir=None) -> Path:
     """Write `checkpoint` as the shipped model `name` in `out_dir` (default `PRETRAINED_DIR`): `name.pt`, the student's
     weights and what prediction needs (settings, preprocessing, post-processing, split), and `name.json`, the card:
-    `card` with the name, the file and its SHA-256."""
+    `card` with the name, the file and its SHA-256. The same checkpoint always gives the same bytes (`save_state`)."""
     st = load_checkpoint(checkpoint)
     slim = {k: st[k] for k in ('format', 'version', 'iteration', 'config', 'model', 'preprocess', 'postprocess', 'best_dice', 'split') if k in st}
     out_dir = Path(out_dir or PRETRAINED_DIR)
     path = out_dir/f"{name}.pt"
-    with atomic_path(path) as tmp: torch.save(dict(slim, method={}), tmp)
+    save_state(dict(slim, method={}), path)
     write_json(dict(card, name=name, file=path.name, sha256=_sha256(path)), out_dir/f"{name}.json")
     return path
 

@@ -4,7 +4,7 @@
 
 # %% ../nbs/08_train.ipynb #82bd35e9
 from __future__ import annotations
-import contextlib, csv, json, math, os, platform, random, re, signal, sys, threading, time, warnings
+import contextlib, csv, io, json, math, os, platform, random, re, signal, sys, threading, time, warnings
 from dataclasses import dataclass, asdict, fields
 from pathlib import Path
 import numpy as np
@@ -23,9 +23,9 @@ from .metrics import dice
 from .scale import resolve_device, Dist, init_distributed, _gather, _checksums, heap_cache
 
 # %% auto #0
-__all__ = ['TINY', 'LOG_FIELDS', 'LOG_EVERY', 'VAL_FIELDS', 'TrainConfig', 'poly_lr', 'network', 'build', 'save_checkpoint',
-           'load_checkpoint', 'model_from_checkpoint', 'validate', 'train_step', 'config_differences', 'environment',
-           'train']
+__all__ = ['TINY', 'LOG_FIELDS', 'LOG_EVERY', 'VAL_FIELDS', 'TrainConfig', 'poly_lr', 'network', 'build', 'save_state',
+           'save_checkpoint', 'load_checkpoint', 'model_from_checkpoint', 'validate', 'train_step',
+           'config_differences', 'environment', 'train']
 
 # %% ../nbs/08_train.ipynb #4d6b0160
 @dataclass
@@ -130,14 +130,20 @@ def _set_rng_state(r: dict) -> None:
     torch.set_rng_state(r['torch'])
     if r['cuda'] is not None and torch.cuda.is_available(): torch.cuda.set_rng_state_all(r['cuda'])
 
+def save_state(state: dict, path) -> Path:
+    """`torch.save` `state` to `path` atomically. The archive is built in memory, so the temporary file's name does not
+    enter it: the same state always gives the same bytes, and the same SHA-256."""
+    buf = io.BytesIO(); torch.save(state, buf)
+    with atomic_path(path) as tmp: tmp.write_bytes(buf.getvalue())
+    return Path(path)
+
 def save_checkpoint(path, model, method, opt, it: int, cfg: TrainConfig, extra: dict | None = None) -> Path:
     "Write a checkpoint atomically."
     state = dict(format='brats_ssl-checkpoint', version=brats_ssl.__version__, iteration=it, config=asdict(cfg),
                  model=model.state_dict(), method=method.state_dict(), optimizer=opt.state_dict(),
                  rng=_rng_state(),
                  **(extra or {}))
-    with atomic_path(path) as tmp: torch.save(state, tmp)
-    return Path(path)
+    return save_state(state, path)
 
 # %% ../nbs/08_train.ipynb #8e57a57a
 def load_checkpoint(path, map_location='cpu') -> dict:

@@ -75,6 +75,9 @@ def card(name: str, run: Path) -> dict:
     floor = [r for r in read_rows(keep/'threshold_floor'/'per_case.csv') if r['method'] == 'threshold_nontest' and r['case'] in ids]
     st = load_checkpoint(run/'checkpoint_best.pt')
     cfg = TrainConfig.from_dict(st['config'])
+    want = settings(name)
+    if (cfg.modalities, cfg.regions, cfg.iterations) != (tuple(want.get('modalities', ('flair',))), tuple(want.get('regions', ('wt',))), want['iterations']):
+        sys.exit(f"{run}: trained with {cfg.modalities}, {cfg.regions}, {cfg.iterations} iterations, not the recipe of {name}")
     names = dict(wt='whole tumour', tc='tumour core', et='enhancing tumour')
     ms = lambda rs, k: f"{np.mean([r[k] for r in rs]):.3f} ± {np.std([r[k] for r in rs], ddof=1):.3f}" if k.startswith('dice') else \
         f"{np.mean([r[k] for r in rs]):.2f} ± {np.std([r[k] for r in rs], ddof=1):.2f} mm"
