@@ -34,6 +34,7 @@ from common import default_data  # noqa: E402
 PREP = dict(spacing=2.0)
 SPLIT = dict(labelled=0.8, val=3, mirror=False)
 TRAIN = dict(patch=(64, 64, 64), norm='batch', lr=0.02, iterations=4000, val_every=250, fg_prob=0.33)
+HERE = Path(__file__).resolve().parent                  # benchmarks/experiments/: what the runs keep
 MODELS = {'flair-wt': dict(keep='flair_model', train={}),
           'multimodal-regions': dict(keep='regions_model', train=dict(modalities=('flair', 't1', 't1ce', 't2'),
                                                                       regions=('wt', 'tc', 'et'), iterations=2000))}
@@ -61,26 +62,46 @@ def final(name: str, data: Path, out: Path, device: str = 'auto', iterations: in
     return run
 
 
+def cv_rows(name: str) -> list[dict]:
+    "The kept cross-validation of the recipe of `name`: the UNet3D's row of every test patient of the folds run."
+    from brats_ssl.evaluate import read_rows
+    return [r for f in sorted((HERE/MODELS[name]['keep']).glob('fold*_per_case.csv')) for r in read_rows(f) if r['method'] == 'unet']
+
+
+def floor_rows() -> dict:
+    "The no-learning floor by patient: the FLAIR threshold tuned on each fold's non-test patients (threshold_floor.py)."
+    from brats_ssl.evaluate import read_rows
+    return {r['case']: r for r in read_rows(HERE/'threshold_floor'/'per_case.csv') if r['method'] == 'threshold_nontest'}
+
+
+def mean_std(values, d: int = 3) -> str:
+    import numpy as np
+    return f"{np.mean(values):.{d}f} ± {np.std(values, ddof=1):.{d}f}" if len(values) > 1 else f"{np.mean(values):.{d}f}"
+
+
+def interval(c: dict, d: int = 3, unit: str = '') -> str:
+    "A paired comparison's mean difference and bootstrap interval, e.g. '+0.030 [-0.025, +0.095]'."
+    return f"{c['mean_diff']:+.{d}f}{unit} [{c['ci_low']:+.{d}f}, {c['ci_high']:+.{d}f}]"
+
+
 def card(name: str, run: Path) -> dict:
     "The card of the shipped model `name` (final run `run`): what it is, how it was made, its cross-validated figures beside the floor's."
     import json, numpy as np
-    from brats_ssl.evaluate import read_rows, region_key
+    from brats_ssl.evaluate import region_key
     from brats_ssl.stats import paired_comparison
     from brats_ssl.train import load_checkpoint, TrainConfig
-    keep = Path(__file__).resolve().parent
-    rows = [r for f in sorted((keep/MODELS[name]['keep']).glob('fold*_per_case.csv')) for r in read_rows(f) if r['method'] == 'unet']
+    rows = cv_rows(name)
     folds = sorted({r['fold'] for r in rows})
     ids = {r['case'] for r in rows}
     tests = [sum(r['fold'] == k for r in rows) for k in folds]                # test patients per fold
-    floor = [r for r in read_rows(keep/'threshold_floor'/'per_case.csv') if r['method'] == 'threshold_nontest' and r['case'] in ids]
+    floor = [r for c, r in floor_rows().items() if c in ids]
     st = load_checkpoint(run/'checkpoint_best.pt')
     cfg = TrainConfig.from_dict(st['config'])
     want = settings(name)
     if (cfg.modalities, cfg.regions, cfg.iterations) != (tuple(want.get('modalities', ('flair',))), tuple(want.get('regions', ('wt',))), want['iterations']):
         sys.exit(f"{run}: trained with {cfg.modalities}, {cfg.regions}, {cfg.iterations} iterations, not the recipe of {name}")
     names = dict(wt='whole tumour', tc='tumour core', et='enhancing tumour')
-    ms = lambda rs, k: f"{np.mean([r[k] for r in rs]):.3f} ± {np.std([r[k] for r in rs], ddof=1):.3f}" if k.startswith('dice') else \
-        f"{np.mean([r[k] for r in rs]):.2f} ± {np.std([r[k] for r in rs], ddof=1):.2f} mm"
+    ms = lambda rs, k: mean_std([r[k] for r in rs]) if k.startswith('dice') else mean_std([r[k] for r in rs], 2) + ' mm'
     diff = {k: paired_comparison(floor, rows, k) for k in ('dice', 'hd95')}
     split = json.loads((run/'split.json').read_text())
     per_region = '; '.join(f"{names[g]} Dice {ms(rows, region_key('dice', g))}, HD95 {ms(rows, region_key('hd95', g))}" for g in cfg.regions)
@@ -88,9 +109,8 @@ def card(name: str, run: Path) -> dict:
           f"cpu-3mm's three; the same recipe, checkpoint and post-processing chosen on each fold's 3 validation patients): "
           f"{per_region}. The no-learning floor on the same patients (FLAIR z-score threshold, "
           f"its z, opening and components tuned on each fold's non-test patients; whole tumour): Dice {ms(floor, 'dice')}, HD95 {ms(floor, 'hd95')}. "
-          f"Model - floor, whole tumour, paired: Dice {diff['dice']['mean_diff']:+.3f} [{diff['dice']['ci_low']:+.3f}, {diff['dice']['ci_high']:+.3f}] "
-          f"(Wilcoxon p {diff['dice']['p_value']:.3f}), HD95 {diff['hd95']['mean_diff']:+.2f} mm [{diff['hd95']['ci_low']:+.2f}, "
-          f"{diff['hd95']['ci_high']:+.2f}] (p {diff['hd95']['p_value']:.3f}); mean ± sample std over patients, bootstrap 95 % interval.")
+          f"Model - floor, whole tumour, paired: Dice {interval(diff['dice'])} (Wilcoxon p {diff['dice']['p_value']:.3f}), "
+          f"HD95 {interval(diff['hd95'], 2, ' mm')} (p {diff['hd95']['p_value']:.3f}); mean ± sample std over patients, bootstrap 95 % interval.")
     dice_word = ('above the no-learning floor in whole-tumour Dice on patients it never saw (the interval excludes 0)' if diff['dice']['ci_low'] > 0 else
                  'below the no-learning floor in whole-tumour Dice on patients it never saw (the interval excludes 0)' if diff['dice']['ci_high'] < 0 else
                  f"{'above' if diff['dice']['mean_diff'] > 0 else 'below'} the no-learning floor in whole-tumour Dice on average only: the "
@@ -134,47 +154,41 @@ def card(name: str, run: Path) -> dict:
 def report(name: str) -> str:
     """The kept cross-validation of `name` as a Markdown table: per fold, the checkpoint its validation patients chose and
     the test patients' Dice per region and whole-tumour HD95, beside the floor's; then all patients, and the paired
-    comparison with the floor."""
-    import csv, numpy as np
+    comparisons with the floor, with the other shipped recipe and (for the regions) with the `cpu-3mm` budget's UNet3D."""
+    import csv
     from brats_ssl.evaluate import read_rows, region_key
     from brats_ssl.stats import paired_comparison
-    keep = Path(__file__).resolve().parent
-    rows = [r for f in sorted((keep/MODELS[name]['keep']).glob('fold*_per_case.csv')) for r in read_rows(f) if r['method'] == 'unet']
-    floor = {r['case']: r for r in read_rows(keep/'threshold_floor'/'per_case.csv') if r['method'] == 'threshold_nontest'}
+    rows, floor = cv_rows(name), floor_rows()
     regions = [g for g in ('wt', 'tc', 'et') if rows and rows[0].get(region_key('dice', g)) is not None]
-    ms = lambda v, d=3: f"{np.mean(v):.{d}f} ± {np.std(v, ddof=1):.{d}f}" if len(v) > 1 else f"{np.mean(v):.{d}f}"
     head = (['fold, test patients', 'checkpoint (validation Dice)'] + [f"model Dice {g.upper()}" for g in regions]
             + ['floor Dice WT', 'model HD95 WT (mm)', 'floor HD95 WT (mm)'])
     lines = ['| ' + ' | '.join(head) + ' |', '|:--|:--|' + '--:|' * (len(head) - 2)]
     def line(label, ck, rs):
         fl = [floor[r['case']] for r in rs]
-        return ('| ' + ' | '.join([label, ck] + [ms([r[region_key('dice', g)] for r in rs]) for g in regions]
-                                  + [ms([r['dice'] for r in fl]), ms([r['hd95'] for r in rs], 2), ms([r['hd95'] for r in fl], 2)]) + ' |')
+        return ('| ' + ' | '.join([label, ck] + [mean_std([r[region_key('dice', g)] for r in rs]) for g in regions]
+                                  + [mean_std([r['dice'] for r in fl]), mean_std([r['hd95'] for r in rs], 2), mean_std([r['hd95'] for r in fl], 2)]) + ' |')
     for k in sorted({r['fold'] for r in rows}):
         rs = [r for r in rows if r['fold'] == k]
-        val = list(csv.DictReader(open(keep/MODELS[name]['keep']/f"fold{k}_val.csv")))
-        best = max(val, key=lambda v: max(float(v['val_dice']), float(v['val_dice_largest'])))
-        lines.append(line(f"{k}, {len(rs)}", f"iteration {int(best['iteration']) + 1} "
-                          f"({max(float(best['val_dice']), float(best['val_dice_largest'])):.3f})", rs))
+        val = list(csv.DictReader(open(HERE/MODELS[name]['keep']/f"fold{k}_val.csv")))
+        score = lambda v: max(float(v['val_dice']), float(v['val_dice_largest']))     # the better post-processing's
+        best = max(val, key=score)
+        lines.append(line(f"{k}, {len(rs)}", f"iteration {int(best['iteration']) + 1} ({score(best):.3f})", rs))
     lines.append(line(f"all, {len(rows)}", '', rows))
-    fl = [floor[r['case']] for r in rows]
+    fl = list(floor.values())                                    # paired_comparison pairs by patient
     for m, unit, d in (('dice', '', 3), ('hd95', ' mm', 2)):
         c = paired_comparison(fl, rows, m)
         lines.append(f"{'' if m == 'hd95' else chr(10)}- Model - floor ({'Dice' if m == 'dice' else 'HD95'}, whole tumour, {len(rows)} patients, paired): "
-                     f"{c['mean_diff']:+.{d}f}{unit} [{c['ci_low']:+.{d}f}, {c['ci_high']:+.{d}f}], Wilcoxon p {c['p_value']:.3f}")
-    for other, m in MODELS.items():                              # the other shipped recipes on the same patients
-        if other == name: continue
-        them = {r['case']: r for f in sorted((keep/m['keep']).glob('fold*_per_case.csv')) for r in read_rows(f) if r['method'] == 'unet'}
-        if set(them) >= {r['case'] for r in rows}:
-            c = paired_comparison([them[r['case']] for r in rows], rows, 'dice')
-            lines.append(f"- Model - {other}'s recipe (Dice, whole tumour, paired): {c['mean_diff']:+.3f} [{c['ci_low']:+.3f}, "
-                         f"{c['ci_high']:+.3f}], Wilcoxon p {c['p_value']:.3f}")
+                     f"{interval(c, d, unit)}, Wilcoxon p {c['p_value']:.3f}")
+    for other in MODELS:                                         # the other shipped recipe on the same patients
+        them = cv_rows(other)
+        if other != name and {r['case'] for r in them} >= {r['case'] for r in rows}:
+            c = paired_comparison(them, rows, 'dice')
+            lines.append(f"- Model - {other}'s recipe (Dice, whole tumour, paired): {interval(c)}, Wilcoxon p {c['p_value']:.3f}")
     if len(regions) > 1:                                         # the regions at the cpu-3mm budget (UNet3D, 3 mm, 5 labelled, 500 iterations)
-        base = {r['case']: r for r in read_rows(keep/'regions'/'cpu3mm_per_case.csv') if r['method'] == 'unet'}
+        base = [r for r in read_rows(HERE/'regions'/'cpu3mm_per_case.csv') if r['method'] == 'unet']
         for g in regions:
-            c = paired_comparison([base[r['case']] for r in rows], rows, region_key('dice', g))
-            lines.append(f"- Model - the cpu-3mm budget's UNet3D ({g.upper()} Dice, paired): {c['mean_diff']:+.3f} [{c['ci_low']:+.3f}, "
-                         f"{c['ci_high']:+.3f}], Wilcoxon p {c['p_value']:.3f}")
+            c = paired_comparison(base, rows, region_key('dice', g))
+            lines.append(f"- Model - the cpu-3mm budget's UNet3D ({g.upper()} Dice, paired): {interval(c)}, Wilcoxon p {c['p_value']:.3f}")
     return '\n'.join(lines)
 
 
@@ -188,7 +202,7 @@ def main(argv=None) -> int:
     ap.add_argument('--report', action='store_true', help='print the kept cross-validation as a table, beside the floor')
     ap.add_argument('--iterations', type=int, default=None); ap.add_argument('--device', default='auto')
     a = ap.parse_args(argv)
-    keep = Path(__file__).resolve().parent/MODELS[a.model]['keep']
+    keep = HERE/MODELS[a.model]['keep']
     keep.mkdir(exist_ok=True)
     if a.report:
         print(report(a.model))
