@@ -183,7 +183,8 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument('--pretrained', metavar='NAME', default=None, help='predict with a model shipped in the package (`brats-ssl pretrained` lists them)')
     s.add_argument('--method', choices=list(METHODS), default=None, help="with a cross-validated reproduce folder: the method whose folds' checkpoints predict")
     s.add_argument('--overlap', type=float, default=0.5); s.add_argument('--uncertainty', action='store_true', help='also write <case>_uncertainty.nii.gz (entropy, nats)')
-    s.add_argument('--mirror', action='store_true', help='average over the 8 flips of the three axes (8x the work; see 07_infer)')
+    s.add_argument('--mirror', action=argparse.BooleanOptionalAction, default=None, help='average over the 8 flips of the three axes (8x the work; '
+                   'see 07_infer); default: the checkpoint\'s own setting, on for a shipped model whose card says so, else off')
     s.add_argument('--overwrite', action='store_true', help='replace files in OUT that predictions.json does not show to come from this checkpoint and these settings (default: refuse)')
     s.add_argument('--device', default='auto')
     s.set_defaults(func=_cmd_predict)

@@ -76,17 +76,19 @@ def _stamp(path: Path) -> list:
     st = path.stat(); return [st.st_size, st.st_mtime_ns]
 
 def predict_dataset(checkpoint, data, out, overlap: float = 0.5, uncertainty: bool = False, device: str = 'auto',
-                    batch: int = 2, progress: bool = True, mirror: bool = False, overwrite: bool = False,
+                    batch: int = 2, progress: bool = True, mirror: bool | None = None, overwrite: bool = False,
                     method: str | None = None) -> list[Path]:
     """Predict every case of `data` with `checkpoint`; returns the prediction files. `checkpoint`: one checkpoint or
     several, an ensemble whose tumour probabilities are averaged (see `resolve_checkpoints`; `method` picks the folds'
     runs of a cross-validated `reproduce` folder). Files that `out/predictions.json` shows to come from these checkpoints
-    (their SHA-256) and these settings are kept; any other existing file is an error unless `overwrite`."""
+    (their SHA-256) and these settings are kept; any other existing file is an error unless `overwrite`. `mirror` None:
+    the checkpoints' own setting (on only if every one was shipped with `mirror`, see `ship_checkpoint`)."""
     if not 0 <= overlap < 1: raise BratsError(f"overlap must be in [0, 1) (a fraction of the window shared with the next), got {overlap}")
     dev = resolve_device(device)
     paths = resolve_checkpoints(checkpoint, method)
     states = [load_checkpoint(p) for p in paths]
     params, post = _ensemble_settings(states, paths)    # post-processing: chosen on validation cases by `train`
+    if mirror is None: mirror = all(st.get('mirror', False) for st in states)   # a shipped model's own setting
     models = [model_from_checkpoint(st, dev) for st in states]
     cfgs = [TrainConfig.from_dict(st['config']) for st in states]
     cases = data if isinstance(data, (list, tuple)) else find_cases(data)
@@ -335,15 +337,16 @@ def export_onnx(checkpoint, path, opset: int = 17) -> Path:
 # %% ../nbs/12_pipeline.ipynb #10037177
 PRETRAINED_DIR = Path(brats_ssl.__file__).parent/'weights'
 
-def ship_checkpoint(checkpoint, name: str, card: dict, out_dir=None) -> Path:
+def ship_checkpoint(checkpoint, name: str, card: dict, out_dir=None, mirror: bool = False) -> Path:
     """Write `checkpoint` as the shipped model `name` in `out_dir` (default `PRETRAINED_DIR`): `name.pt`, the student's
     weights and what prediction needs (settings, preprocessing, post-processing, split), and `name.json`, the card:
-    `card` with the name, the file and its SHA-256. The same checkpoint always gives the same bytes (`save_state`)."""
+    `card` with the name, the file and its SHA-256. `mirror`: whether `predict_dataset` averages over the 8 flips unless
+    told otherwise (a choice made on validation patients). The same checkpoint always gives the same bytes (`save_state`)."""
     st = load_checkpoint(checkpoint)
     slim = {k: st[k] for k in ('format', 'version', 'iteration', 'config', 'model', 'preprocess', 'postprocess', 'best_dice', 'split') if k in st}
     out_dir = Path(out_dir or PRETRAINED_DIR)
     path = out_dir/f"{name}.pt"
-    save_state(dict(slim, method={}), path)
+    save_state(dict(slim, method={}, mirror=bool(mirror)), path)
     write_json(dict(card, name=name, file=path.name, sha256=_sha256(path)), out_dir/f"{name}.json")
     return path
 
