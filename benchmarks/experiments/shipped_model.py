@@ -4,13 +4,17 @@
     python benchmarks/experiments/shipped_model.py --model NAME --data ../shared/data/brats18 --out /tmp/NAME_final --final
     python benchmarks/experiments/shipped_model.py --model NAME --out /tmp/NAME_final --ship    # into brats_ssl/weights/, with its card
     python benchmarks/experiments/shipped_model.py --model NAME --report                       # the kept cross-validation, as a table
+    python benchmarks/experiments/shipped_model.py --model NAME --screen-mirror RUN [RUN ...]   # mirroring or not, on validation patients
 
 NAME is `flair-wt` (FLAIR in, whole tumour out: the paper's task) or `multimodal-regions` (FLAIR, T1, T1ce and T2 in;
 whole tumour, tumour core and enhancing tumour out). Both use the recipe that did best on unseen patients so far: 2 mm,
-UNet3D(8..64), 64^3 patches, batch norm, learning rate 0.02, a third of the labelled patches centred on tumour, no
-test-time mirroring, validation every 250 iterations. `flair-wt` trains 4000 iterations, `multimodal-regions` 2000 (a
-length set by the CPU time of its four trainings on two cores, not by a plateau of its validation curve); for the
-regions the checkpoint and the post-processing are chosen on the mean validation Dice of WT, TC and ET.
+UNet3D(8..64), 64^3 patches, batch norm, learning rate 0.02, a third of the labelled patches centred on tumour,
+validation every 250 iterations. `flair-wt` trains 4000 iterations, `multimodal-regions` 2000 (a length set by the CPU
+time of its four trainings on two cores, not by a plateau of its validation curve); for the regions the checkpoint and
+the post-processing are chosen on the mean validation Dice of WT, TC and ET. `flair-wt` predicts with the mean over
+the 8 flips of the three axes (test-time mirroring), `multimodal-regions` without: `--screen-mirror` scores both ways
+on the validation patients of the given runs (each one's chosen checkpoint and post-processing) and keeps the rows
+(`<keep>/mirror_val.csv`), which is where that choice was made.
 
 Cross-validation (`cpu-3mm`'s three folds): per fold every non-test patient is labelled but 3, the validation patients,
 which choose the checkpoint and the post-processing; each fold's test patients are only predicted and scored, beside
@@ -32,10 +36,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))      # benchmarks/,
 from common import default_data  # noqa: E402
 
 PREP = dict(spacing=2.0)
-SPLIT = dict(labelled=0.8, val=3, mirror=False)
+SPLIT = dict(labelled=0.8, val=3)
 TRAIN = dict(patch=(64, 64, 64), norm='batch', lr=0.02, iterations=4000, val_every=250, fg_prob=0.33)
 HERE = Path(__file__).resolve().parent                  # benchmarks/experiments/: what the runs keep
-MODELS = {'flair-wt': dict(keep='flair_model', train={}),
+MODELS = {'flair-wt': dict(keep='flair_model', train={}, mirror=True),
           'multimodal-regions': dict(keep='regions_model', train=dict(modalities=('flair', 't1', 't1ce', 't2'),
                                                                       regions=('wt', 'tc', 'et'), iterations=2000))}
 
@@ -126,7 +130,9 @@ def card(name: str, run: Path) -> dict:
         output=(f"a uint8 mask on the input's grid: " + ("whole tumour 1 (probability restored linearly, > 0.5)" if cfg.regions == ('wt',) else
                 "BraTS labels in the input's convention (2017-2022: 1 core, 2 oedema, 4 enhancing; 2023+: 3 "
                 "enhancing), from the regions' probabilities restored linearly, each region > 0.5, TC and ET within WT") +
-                f"; post-processing {st.get('postprocess', 'none')!r}, chosen on validation patients"),
+                f"; post-processing {st.get('postprocess', 'none')!r}, chosen on validation patients"
+                + ("; the probabilities are the mean over the 8 flips of the three axes (test-time mirroring, chosen on "
+                   "validation patients; `--no-mirror` turns it off)" if MODELS[name].get('mirror') else '')),
         training_data=f"BraTS 2018 training patients ({len(split['labelled'])} labelled; 3 validation patients, "
                       f"{', '.join(split['val'])}, chose the checkpoint and the post-processing)",
         recipe=(f"2 mm; 64^3 patches, a third centred on tumour; batch norm; SGD, learning rate 0.02, poly decay; {cfg.iterations} "
@@ -179,6 +185,13 @@ def report(name: str) -> str:
         c = paired_comparison(fl, rows, m)
         lines.append(f"{'' if m == 'hd95' else chr(10)}- Model - floor ({'Dice' if m == 'dice' else 'HD95'}, whole tumour, {len(rows)} patients, paired): "
                      f"{interval(c, d, unit)}, Wilcoxon p {c['p_value']:.3f}")
+    plain = HERE/MODELS[name]['keep']/'plain_per_case.csv'       # the same checkpoints predicted without mirroring
+    if plain.exists():
+        base = [r for r in read_rows(plain) if r['method'] == 'unet']
+        for m, unit, d in (('dice', '', 3), ('hd95', ' mm', 2)):
+            c = paired_comparison(base, rows, m)
+            lines.append(f"- Model - the same checkpoints without mirroring ({'Dice' if m == 'dice' else 'HD95'}, whole tumour, paired): "
+                         f"{interval(c, d, unit)}, Wilcoxon p {c['p_value']:.3f}")
     for other in MODELS:                                         # the other shipped recipe on the same patients
         them = cv_rows(other)
         if other != name and {r['case'] for r in them} >= {r['case'] for r in rows}:
@@ -192,6 +205,41 @@ def report(name: str) -> str:
     return '\n'.join(lines)
 
 
+def screen_mirror(name: str, runs: list[Path]) -> str:
+    """Each run's chosen checkpoint and post-processing on its validation patients, predicted with and without the mean
+    over the 8 flips (on the training grid, as validation scores): rows kept in `<keep>/mirror_val.csv`, and the paired
+    comparison, per region and for the mean of the regions. Test patients are not touched."""
+    import csv, json, numpy as np
+    from brats_ssl.data import load_volumes
+    from brats_ssl.infer import sliding_window, postprocess, region_probabilities
+    from brats_ssl.metrics import dice
+    from brats_ssl.stats import paired_comparison
+    from brats_ssl.train import load_checkpoint, model_from_checkpoint, TrainConfig
+    rows = []
+    for run in runs:
+        prep = next(p/'prep' for p in run.parents if (p/'prep').is_dir())        # reproduce's out/prep, or --final's
+        st = load_checkpoint(run/'checkpoint_best.pt')
+        cfg, post, model = TrainConfig.from_dict(st['config']), st.get('postprocess', 'none'), model_from_checkpoint(st)
+        for case in json.loads((run/'split.json').read_text())['val']:
+            x, y = load_volumes(prep, [case])[0]
+            for mirror in (False, True):
+                pr = sliding_window(model, x, cfg.patch, 0.5, mirror=mirror)
+                lv = (pr[1:] if pr.shape[0] == 2 else region_probabilities(pr)).numpy() > 0.5     # (regions, D, H, W)
+                keep = postprocess(lv[0], post)                                    # on the whole tumour; TC, ET within it
+                d = {g: dice(lv[k] & keep, np.asarray(y) > k) for k, g in enumerate(cfg.regions)}
+                rows.append(dict(run=run.parents[1].name if run.parent.name == 'runs' else 'final', iteration=st['iteration'], postprocess=post,
+                                 case=case, mirror=mirror, **d, **({'mean': float(np.mean(list(d.values())))} if len(d) > 1 else {})))
+    with open(HERE/MODELS[name]['keep']/'mirror_val.csv', 'w', newline='') as f:
+        w = csv.DictWriter(f, list(rows[0])); w.writeheader(); w.writerows(rows)
+    pair = lambda m: [dict(r, case=f"{r['run']}:{r['case']}") for r in rows if r['mirror'] == m]   # a patient in two runs: two pairs
+    out = []
+    for k in [*cfg.regions, *(['mean'] if len(cfg.regions) > 1 else [])]:
+        c = paired_comparison(pair(False), pair(True), k)
+        out.append(f"mirrored - plain, {k} Dice on validation patients ({c['n']} run-patient pairs): "
+                   f"{c['mean_a']:.3f} -> {c['mean_b']:.3f}, {interval(c)}, Wilcoxon p {c['p_value']:.3f}")
+    return '\n'.join(out)
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument('--data', type=Path, default=default_data()); ap.add_argument('--out', type=Path, default=Path('/tmp/flair_cv'))
@@ -200,6 +248,8 @@ def main(argv=None) -> int:
     ap.add_argument('--final', action='store_true', help='train the model that ships (all patients; 3 of them choose the checkpoint)')
     ap.add_argument('--ship', action='store_true', help='write the final model (in --out) into the package with its card')
     ap.add_argument('--report', action='store_true', help='print the kept cross-validation as a table, beside the floor')
+    ap.add_argument('--screen-mirror', type=Path, nargs='+', default=None, metavar='RUN',
+                    help='score the chosen checkpoint of each run folder (fold*/runs/unet_seed0, unet_final) on its validation patients with and without mirroring')
     ap.add_argument('--iterations', type=int, default=None); ap.add_argument('--device', default='auto')
     a = ap.parse_args(argv)
     keep = HERE/MODELS[a.model]['keep']
@@ -207,9 +257,13 @@ def main(argv=None) -> int:
     if a.report:
         print(report(a.model))
         return 0
+    if a.screen_mirror:
+        print(screen_mirror(a.model, a.screen_mirror))
+        return 0
     if a.ship:
         from brats_ssl.pipeline import ship_checkpoint, card_text, pretrained_models
-        ship_checkpoint(a.out/'unet_final'/'checkpoint_best.pt', a.model, card(a.model, a.out/'unet_final'))
+        ship_checkpoint(a.out/'unet_final'/'checkpoint_best.pt', a.model, card(a.model, a.out/'unet_final'),
+                        mirror=MODELS[a.model].get('mirror', False))
         print(card_text(pretrained_models()[a.model]))
         return 0
     if a.final:
@@ -218,7 +272,7 @@ def main(argv=None) -> int:
         return 0
     from brats_ssl.pipeline import reproduce
     reproduce(a.out, data=a.data, budget='cpu-3mm', methods=['unet'], device=a.device, progress=False, fold=a.fold,
-              **PREP, **SPLIT, **settings(a.model, a.iterations))
+              mirror=MODELS[a.model].get('mirror', False), **PREP, **SPLIT, **settings(a.model, a.iterations))
     for v in sorted(a.out.glob('fold*/runs/unet_seed0/val.csv')):
         shutil.copy(v, keep/f"{v.parents[2].name}_val.csv")
     import csv
