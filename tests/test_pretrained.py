@@ -23,7 +23,9 @@ def test_card_says_what_a_user_needs(name):
         assert card.get(k), k
     assert 'not for clinical use' in card['clinical_use'] and 'Menze' in card['data_terms'] and 'Bakas' in card['data_terms']
     assert f"--model {name}" in card['command'], card['command']          # the command that remakes it
-    cfg = TrainConfig.from_dict(load_checkpoint(pretrained_checkpoint(name))['config'])
+    st = load_checkpoint(pretrained_checkpoint(name))
+    cfg = TrainConfig.from_dict(st['config'])
+    assert ('test-time mirroring' in card['output']) == st['mirror']      # the card says how `predict` runs it by default
     f = card['figures']
     assert f['patients'] >= 8
     for g in cfg.regions:                                         # every region the model outputs has its figures

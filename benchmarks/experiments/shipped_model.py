@@ -41,7 +41,7 @@ TRAIN = dict(patch=(64, 64, 64), norm='batch', lr=0.02, iterations=4000, val_eve
 HERE = Path(__file__).resolve().parent                  # benchmarks/experiments/: what the runs keep
 MODELS = {'flair-wt': dict(keep='flair_model', train={}, mirror=True),
           'multimodal-regions': dict(keep='regions_model', train=dict(modalities=('flair', 't1', 't1ce', 't2'),
-                                                                      regions=('wt', 'tc', 'et'), iterations=2000))}
+                                                                      regions=('wt', 'tc', 'et'), iterations=2000), mirror=False)}
 
 
 def settings(name: str, iterations: int | None = None) -> dict:
@@ -132,7 +132,7 @@ def card(name: str, run: Path) -> dict:
                 "enhancing), from the regions' probabilities restored linearly, each region > 0.5, TC and ET within WT") +
                 f"; post-processing {st.get('postprocess', 'none')!r}, chosen on validation patients"
                 + ("; the probabilities are the mean over the 8 flips of the three axes (test-time mirroring, chosen on "
-                   "validation patients; `--no-mirror` turns it off)" if MODELS[name].get('mirror') else '')),
+                   "validation patients; `--no-mirror` turns it off)" if MODELS[name]['mirror'] else '')),
         training_data=f"BraTS 2018 training patients ({len(split['labelled'])} labelled; 3 validation patients, "
                       f"{', '.join(split['val'])}, chose the checkpoint and the post-processing)",
         recipe=(f"2 mm; 64^3 patches, a third centred on tumour; batch norm; SGD, learning rate 0.02, poly decay; {cfg.iterations} "
@@ -263,7 +263,7 @@ def main(argv=None) -> int:
     if a.ship:
         from brats_ssl.pipeline import ship_checkpoint, card_text, pretrained_models
         ship_checkpoint(a.out/'unet_final'/'checkpoint_best.pt', a.model, card(a.model, a.out/'unet_final'),
-                        mirror=MODELS[a.model].get('mirror', False))
+                        mirror=MODELS[a.model]['mirror'])
         print(card_text(pretrained_models()[a.model]))
         return 0
     if a.final:
@@ -272,7 +272,7 @@ def main(argv=None) -> int:
         return 0
     from brats_ssl.pipeline import reproduce
     reproduce(a.out, data=a.data, budget='cpu-3mm', methods=['unet'], device=a.device, progress=False, fold=a.fold,
-              mirror=MODELS[a.model].get('mirror', False), **PREP, **SPLIT, **settings(a.model, a.iterations))
+              mirror=MODELS[a.model]['mirror'], **PREP, **SPLIT, **settings(a.model, a.iterations))
     for v in sorted(a.out.glob('fold*/runs/unet_seed0/val.csv')):
         shutil.copy(v, keep/f"{v.parents[2].name}_val.csv")
     import csv
