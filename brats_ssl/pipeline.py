@@ -307,7 +307,8 @@ def export_onnx(checkpoint, path, opset: int = 17) -> Path:
     optional resampling, clip and z-score on the brain), each of D, H and W a multiple of `brats_ssl.size_multiple`;
     batch and spatial sizes are free. Output `probabilities`: (B, C, D, H, W), the softmax over `brats_ssl.classes`
     (the whole tumour's 2, or the regions' 4 levels: WT = classes 1-3, TC = 2-3, ET = 3). The metadata also give the
-    training patch, the post-processing chosen on validation and the checkpoint's SHA-256. Needs the packages onnx and
+    training patch, the post-processing chosen on validation, whether the model's own predictions average over the 8
+    flips of the three axes (`brats_ssl.mirror`, a shipped model's setting) and the checkpoint's SHA-256. Needs the packages onnx and
     onnxruntime (`pip install -e ".[export]"`)."""
     try: import onnx
     except ImportError:
@@ -319,7 +320,8 @@ def export_onnx(checkpoint, path, opset: int = 17) -> Path:
     axes = {0: 'batch', 2: 'depth', 3: 'height', 4: 'width'}
     meta = {'brats_ssl.version': brats_ssl.__version__, 'brats_ssl.preprocess': json.dumps(params),
             'brats_ssl.size_multiple': str(2 ** (len(cfg.filters) - 1)), 'brats_ssl.patch': json.dumps(list(cfg.patch)),
-            'brats_ssl.postprocess': post, 'brats_ssl.modalities': json.dumps(list(cfg.modalities)),
+            'brats_ssl.postprocess': post, 'brats_ssl.mirror': json.dumps(bool(state.get('mirror', False))),
+            'brats_ssl.modalities': json.dumps(list(cfg.modalities)),
             'brats_ssl.classes': json.dumps(['background', 'whole tumour'] if cfg.regions == ('wt',) else
                                             ['background', 'oedema', 'core, not enhancing', 'enhancing tumour']),
             'brats_ssl.checkpoint_sha256': _sha256(checkpoint)}

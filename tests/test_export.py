@@ -47,3 +47,16 @@ def test_export_names_what_to_install(checkpoint, tmp_path):
             "builtins.__import__ = imp\nfrom brats_ssl.cli import main; sys.exit(main())")
     p = subprocess.run([sys.executable, '-c', code, 'export', str(checkpoint), str(tmp_path / 'm.onnx')], capture_output=True, text=True)
     assert p.returncode == 2 and 'pip install -e ".[export]"' in p.stderr and not (tmp_path / 'm.onnx').exists()
+
+
+def test_shipped_models_export_their_mirroring(tmp_path):
+    from brats_ssl.pipeline import export_onnx, pretrained_checkpoint, pretrained_models
+    names = sorted(pretrained_models())
+    if not names: pytest.skip('this installation ships no model')
+    got = {}
+    for name in names:
+        ck = pretrained_checkpoint(name)
+        sess = ort.InferenceSession(str(export_onnx(ck, tmp_path / f'{name}.onnx')), providers=['CPUExecutionProvider'])
+        got[name] = json.loads(sess.get_modelmeta().custom_metadata_map['brats_ssl.mirror'])
+        assert got[name] == load_checkpoint(ck)['mirror'], name
+    assert got.get('flair-wt', True) is True, got                # its validation patients chose mirroring
