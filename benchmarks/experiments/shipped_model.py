@@ -5,14 +5,15 @@
     python benchmarks/experiments/shipped_model.py --model NAME --out /tmp/NAME_final --ship    # into brats_ssl/weights/, with its card
     python benchmarks/experiments/shipped_model.py --model NAME --report                       # the kept cross-validation, as a table
     python benchmarks/experiments/shipped_model.py --model NAME --screen-mirror RUN [RUN ...]   # mirroring or not, on validation patients
+    python benchmarks/experiments/shipped_model.py --model NAME --screen-postprocess RUN [RUN ...]  # each post-processing, likewise
 
 NAME is `flair-wt` (FLAIR in, whole tumour out: the paper's task) or `multimodal-regions` (FLAIR, T1, T1ce and T2 in;
 whole tumour, tumour core and enhancing tumour out). Both use the recipe that did best on unseen patients so far: 2 mm,
 UNet3D(8..64), 64^3 patches, batch norm, learning rate 0.02, a third of the labelled patches centred on tumour,
-validation every 250 iterations. `flair-wt` trains 4000 iterations, `multimodal-regions` 2000 (a length set by the CPU
-time of its four trainings on two cores, not by a plateau of its validation curve); for the regions the checkpoint and
-the post-processing are chosen on the mean validation Dice of WT, TC and ET. `flair-wt` predicts with the mean over
-the 8 flips of the three axes (test-time mirroring), `multimodal-regions` without: `--screen-mirror` scores both ways
+validation every 250 iterations, 4000 iterations (`multimodal-regions` was run at 2000 and 4000, and its validation
+patients chose 4000: `regions_model/2000_iterations/`); for the regions the checkpoint and the post-processing are
+chosen on the mean validation Dice of WT, TC and ET. `flair-wt` predicts with the mean over the 8 flips of the three
+axes (test-time mirroring), `multimodal-regions` without: `--screen-mirror` scores both ways
 on the validation patients of the given runs (each one's chosen checkpoint and post-processing) and keeps the rows
 (`<keep>/mirror_val.csv`), which is where that choice was made.
 
@@ -23,8 +24,9 @@ nnU-Net; separate `--out` folders can run side by side). `--final` trains the mo
 patients: all labelled but 3 (seeded), which choose its checkpoint; the cross-validation is what estimates how well it
 does on patients it never saw. Both resume where they stopped (rerun the same command). Finished folds' validation
 curves and per-patient rows are copied to benchmarks/experiments/<keep>/ (the small files kept in the repository:
-`flair_model/`, `regions_model/`). `--ship` writes the final model's chosen checkpoint into the package as NAME, with a
-card whose cross-validated figures are computed here from the kept per-patient rows, beside the no-learning floor's
+`flair_model/`, `regions_model/`; a run with another `--iterations` than the recipe's keeps its files in
+`<keep>/<N>_iterations/`, so that it never overwrites the recipe's). `--ship` writes the final model's chosen
+checkpoint into the package as NAME, with a card whose cross-validated figures are computed here from the kept per-patient rows, beside the no-learning floor's
 (benchmarks/experiments/threshold_floor.py, tuned on each fold's non-test patients as the recipe's checkpoint and
 post-processing are).
 """
@@ -41,7 +43,7 @@ TRAIN = dict(patch=(64, 64, 64), norm='batch', lr=0.02, iterations=4000, val_eve
 HERE = Path(__file__).resolve().parent                  # benchmarks/experiments/: what the runs keep
 MODELS = {'flair-wt': dict(keep='flair_model', train={}, mirror=True),
           'multimodal-regions': dict(keep='regions_model', train=dict(modalities=('flair', 't1', 't1ce', 't2'),
-                                                                      regions=('wt', 'tc', 'et'), iterations=2000), mirror=False)}
+                                                                      regions=('wt', 'tc', 'et')), mirror=False)}
 
 
 def settings(name: str, iterations: int | None = None) -> dict:
@@ -83,6 +85,11 @@ def mean_std(values, d: int = 3) -> str:
     return f"{np.mean(values):.{d}f} ± {np.std(values, ddof=1):.{d}f}" if len(values) > 1 else f"{np.mean(values):.{d}f}"
 
 
+def p_text(p: float) -> str:
+    "A p-value as the package's comparison tables write it: 3 decimals, or 2 significant digits below 0.001."
+    return f"{p:.3f}" if p >= 0.001 else f"{p:.1e}"
+
+
 def interval(c: dict, d: int = 3, unit: str = '') -> str:
     "A paired comparison's mean difference and bootstrap interval, e.g. '+0.030 [-0.025, +0.095]'."
     return f"{c['mean_diff']:+.{d}f}{unit} [{c['ci_low']:+.{d}f}, {c['ci_high']:+.{d}f}]"
@@ -113,8 +120,8 @@ def card(name: str, run: Path) -> dict:
           f"cpu-3mm's three; the same recipe, checkpoint and post-processing chosen on each fold's 3 validation patients): "
           f"{per_region}. The no-learning floor on the same patients (FLAIR z-score threshold, "
           f"its z, opening and components tuned on each fold's non-test patients; whole tumour): Dice {ms(floor, 'dice')}, HD95 {ms(floor, 'hd95')}. "
-          f"Model - floor, whole tumour, paired: Dice {interval(diff['dice'])} (Wilcoxon p {diff['dice']['p_value']:.3f}), "
-          f"HD95 {interval(diff['hd95'], 2, ' mm')} (p {diff['hd95']['p_value']:.3f}); mean ± sample std over patients, bootstrap 95 % interval.")
+          f"Model - floor, whole tumour, paired: Dice {interval(diff['dice'])} (Wilcoxon p {p_text(diff['dice']['p_value'])}), "
+          f"HD95 {interval(diff['hd95'], 2, ' mm')} (p {p_text(diff['hd95']['p_value'])}); mean ± sample std over patients, bootstrap 95 % interval.")
     dice_word = ('above the no-learning floor in whole-tumour Dice on patients it never saw (the interval excludes 0)' if diff['dice']['ci_low'] > 0 else
                  'below the no-learning floor in whole-tumour Dice on patients it never saw (the interval excludes 0)' if diff['dice']['ci_high'] < 0 else
                  f"{'above' if diff['dice']['mean_diff'] > 0 else 'below'} the no-learning floor in whole-tumour Dice on average only: the "
@@ -184,34 +191,36 @@ def report(name: str) -> str:
     for m, unit, d in (('dice', '', 3), ('hd95', ' mm', 2)):
         c = paired_comparison(fl, rows, m)
         lines.append(f"{'' if m == 'hd95' else chr(10)}- Model - floor ({'Dice' if m == 'dice' else 'HD95'}, whole tumour, {len(rows)} patients, paired): "
-                     f"{interval(c, d, unit)}, Wilcoxon p {c['p_value']:.3f}")
+                     f"{interval(c, d, unit)}, Wilcoxon p {p_text(c['p_value'])}")
     plain = HERE/MODELS[name]['keep']/'plain_per_case.csv'       # the same checkpoints predicted without mirroring
     if plain.exists():
         base = [r for r in read_rows(plain) if r['method'] == 'unet']
         for m, unit, d in (('dice', '', 3), ('hd95', ' mm', 2)):
             c = paired_comparison(base, rows, m)
             lines.append(f"- Model - the same checkpoints without mirroring ({'Dice' if m == 'dice' else 'HD95'}, whole tumour, paired): "
-                         f"{interval(c, d, unit)}, Wilcoxon p {c['p_value']:.3f}")
+                         f"{interval(c, d, unit)}, Wilcoxon p {p_text(c['p_value'])}")
     for other in MODELS:                                         # the other shipped recipe on the same patients
         them = cv_rows(other)
         if other != name and {r['case'] for r in them} >= {r['case'] for r in rows}:
             c = paired_comparison(them, rows, 'dice')
-            lines.append(f"- Model - {other}'s recipe (Dice, whole tumour, paired): {interval(c)}, Wilcoxon p {c['p_value']:.3f}")
+            lines.append(f"- Model - {other}'s recipe (Dice, whole tumour, paired): {interval(c)}, Wilcoxon p {p_text(c['p_value'])}")
     if len(regions) > 1:                                         # the regions at the cpu-3mm budget (UNet3D, 3 mm, 5 labelled, 500 iterations)
         base = [r for r in read_rows(HERE/'regions'/'cpu3mm_per_case.csv') if r['method'] == 'unet']
         for g in regions:
             c = paired_comparison(base, rows, region_key('dice', g))
-            lines.append(f"- Model - the cpu-3mm budget's UNet3D ({g.upper()} Dice, paired): {interval(c)}, Wilcoxon p {c['p_value']:.3f}")
+            lines.append(f"- Model - the cpu-3mm budget's UNet3D ({g.upper()} Dice, paired): {interval(c)}, Wilcoxon p {p_text(c['p_value'])}")
     return '\n'.join(lines)
 
 
-def screen_mirror(name: str, runs: list[Path]) -> str:
-    """Each run's chosen checkpoint and post-processing on its validation patients, predicted with and without the mean
-    over the 8 flips (on the training grid, as validation scores): rows kept in `<keep>/mirror_val.csv`, and the paired
+def screen(name: str, runs: list[Path], keep: Path, setting: str = 'mirror') -> str:
+    """Each run's chosen checkpoint on its validation patients (on the training grid, as validation scores), predicted
+    both ways of one prediction setting: `mirror` (with and without the mean over the 8 flips; the run's own
+    post-processing) or `postprocess` (every post-processing; the model's own mirroring). Pooling the runs gives a
+    choice made on 4 times as many patients as one run's 3. Rows kept in `keep`/<setting>_val.csv, then the paired
     comparison, per region and for the mean of the regions. Test patients are not touched."""
     import csv, json, numpy as np
     from brats_ssl.data import load_volumes
-    from brats_ssl.infer import sliding_window, postprocess, region_probabilities
+    from brats_ssl.infer import sliding_window, postprocess, region_probabilities, POSTPROCESS
     from brats_ssl.metrics import dice
     from brats_ssl.stats import paired_comparison
     from brats_ssl.train import load_checkpoint, model_from_checkpoint, TrainConfig
@@ -220,23 +229,29 @@ def screen_mirror(name: str, runs: list[Path]) -> str:
         prep = next(p/'prep' for p in run.parents if (p/'prep').is_dir())        # reproduce's out/prep, or --final's
         st = load_checkpoint(run/'checkpoint_best.pt')
         cfg, post, model = TrainConfig.from_dict(st['config']), st.get('postprocess', 'none'), model_from_checkpoint(st)
+        ways = ([(m, post) for m in (False, True)] if setting == 'mirror' else [(MODELS[name]['mirror'], p) for p in POSTPROCESS])
         for case in json.loads((run/'split.json').read_text())['val']:
             x, y = load_volumes(prep, [case])[0]
-            for mirror in (False, True):
+            for mirror in sorted({m for m, _ in ways}):
                 pr = sliding_window(model, x, cfg.patch, 0.5, mirror=mirror)
                 lv = (pr[1:] if pr.shape[0] == 2 else region_probabilities(pr)).numpy() > 0.5     # (regions, D, H, W)
-                keep = postprocess(lv[0], post)                                    # on the whole tumour; TC, ET within it
-                d = {g: dice(lv[k] & keep, np.asarray(y) > k) for k, g in enumerate(cfg.regions)}
-                rows.append(dict(run=run.parents[1].name if run.parent.name == 'runs' else 'final', iteration=st['iteration'], postprocess=post,
-                                 case=case, mirror=mirror, **d, **({'mean': float(np.mean(list(d.values())))} if len(d) > 1 else {})))
-    with open(HERE/MODELS[name]['keep']/'mirror_val.csv', 'w', newline='') as f:
+                for pp in [p for m, p in ways if m == mirror]:
+                    kept = postprocess(lv[0], pp)                                  # on the whole tumour; TC, ET within it
+                    d = {g: dice(lv[k] & kept, np.asarray(y) > k) for k, g in enumerate(cfg.regions)}
+                    rows.append(dict(**({'chosen': pp == post} if setting == 'postprocess' else {}),
+                                     run=run.parents[1].name if run.parent.name == 'runs' else 'final', iteration=st['iteration'],
+                                     postprocess=pp, case=case, mirror=mirror, **d,
+                                     **({'mean': float(np.mean(list(d.values())))} if len(d) > 1 else {})))
+    with open(keep/f'{setting}_val.csv', 'w', newline='') as f:
         w = csv.DictWriter(f, list(rows[0])); w.writeheader(); w.writerows(rows)
-    pair = lambda m: [dict(r, case=f"{r['run']}:{r['case']}") for r in rows if r['mirror'] == m]   # a patient in two runs: two pairs
-    out = []
+    a, b = (False, True) if setting == 'mirror' else ('none', 'largest')
+    pair = lambda v: [dict(r, case=f"{r['run']}:{r['case']}") for r in rows if r[setting] == v]   # a patient in two runs: two pairs
+    out = [] if setting == 'mirror' else [
+        'the runs chose: ' + ', '.join(sorted({f"{r['run']} {r['postprocess']}" for r in rows if r['chosen']}))]
     for k in [*cfg.regions, *(['mean'] if len(cfg.regions) > 1 else [])]:
-        c = paired_comparison(pair(False), pair(True), k)
-        out.append(f"mirrored - plain, {k} Dice on validation patients ({c['n']} run-patient pairs): "
-                   f"{c['mean_a']:.3f} -> {c['mean_b']:.3f}, {interval(c)}, Wilcoxon p {c['p_value']:.3f}")
+        c = paired_comparison(pair(a), pair(b), k)
+        out.append(f"{'mirrored - plain' if setting == 'mirror' else 'largest component - none'}, {k} Dice on validation patients "
+                   f"({c['n']} run-patient pairs): {c['mean_a']:.3f} -> {c['mean_b']:.3f}, {interval(c)}, Wilcoxon p {p_text(c['p_value'])}")
     return '\n'.join(out)
 
 
@@ -250,16 +265,21 @@ def main(argv=None) -> int:
     ap.add_argument('--report', action='store_true', help='print the kept cross-validation as a table, beside the floor')
     ap.add_argument('--screen-mirror', type=Path, nargs='+', default=None, metavar='RUN',
                     help='score the chosen checkpoint of each run folder (fold*/runs/unet_seed0, unet_final) on its validation patients with and without mirroring')
+    ap.add_argument('--screen-postprocess', type=Path, nargs='+', default=None, metavar='RUN',
+                    help='the same with each post-processing (the model\'s own mirroring): the choice pooled over the runs\' validation patients')
     ap.add_argument('--iterations', type=int, default=None); ap.add_argument('--device', default='auto')
     a = ap.parse_args(argv)
     keep = HERE/MODELS[a.model]['keep']
+    if a.iterations is not None and a.iterations != settings(a.model)['iterations']:
+        keep = keep/f"{a.iterations}_iterations"                 # another length than the recipe's: kept beside it
     keep.mkdir(exist_ok=True)
     if a.report:
         print(report(a.model))
         return 0
-    if a.screen_mirror:
-        print(screen_mirror(a.model, a.screen_mirror))
-        return 0
+    for setting in ('mirror', 'postprocess'):
+        if getattr(a, f'screen_{setting}'):
+            print(screen(a.model, getattr(a, f'screen_{setting}'), keep, setting))
+            return 0
     if a.ship:
         from brats_ssl.pipeline import ship_checkpoint, card_text, pretrained_models
         ship_checkpoint(a.out/'unet_final'/'checkpoint_best.pt', a.model, card(a.model, a.out/'unet_final'),
