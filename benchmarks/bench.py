@@ -12,7 +12,7 @@ import argparse, os, platform, statistics, sys, time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import default_data, peak_mb, stepper, train_steps, predict_timed, FOUR, region_pairs, largest_case, in_fresh_process  # noqa: E402
+from common import default_data, peak_mb, stepper, train_steps, predict_timed, FOUR, region_pairs, shipped_pairs, largest_case, in_fresh_process  # noqa: E402
 from bench_metrics import make_prediction, medpy_metrics  # noqa: E402
 
 
@@ -25,7 +25,10 @@ def main(argv=None) -> int:
     ap.add_argument('--overlap', type=float, default=0.5)
     ap.add_argument('--device', default='auto')
     ap.add_argument('--json', type=Path)
-    ap.add_argument('--only', choices=['regions'], default=None, help='regions: only the four-modality three-region step and prediction against the binary FLAIR ones')
+    ap.add_argument('--only', choices=['regions', 'shipped'], default=None,
+                    help='regions: only the four-modality three-region step and prediction against the binary FLAIR ones; '
+                         'shipped: only the shipped models predicting the largest case, with and without mirroring')
+    ap.add_argument('--pairs', type=int, default=3, help='interleaved pairs of predictions per shipped model (--only shipped)')
     a = ap.parse_args(argv)
     import numpy as np, torch, SimpleITK as sitk
     from brats_ssl.io import BratsError, find_cases, read_case, write_json
@@ -38,7 +41,7 @@ def main(argv=None) -> int:
     res = dict(machine=dict(platform=platform.platform(), processor=platform.processor() or platform.machine(),
                             cpus=os.cpu_count(), torch=torch.__version__, torch_threads=torch.get_num_threads(),
                             device=torch.cuda.get_device_name(dev) if dev.type == 'cuda' else 'cpu'))
-    if a.only == 'regions': return _regions_only(a, res)
+    if a.only: return _only(a, res)
     pre_t, ours_t, medpy_t, cache_mb, source_mb, load_t = [], [], [], [], [], []
     import tempfile
     tmp = Path(tempfile.mkdtemp())
@@ -103,15 +106,34 @@ def _measure_regions(a, res, case) -> None:
                                   for s, o in (({}, {}), (FOUR, {m: str(case.path(m)) for m in FOUR['modalities'][1:]}))]
 
 
-def _regions_only(a, res) -> int:
+def _only(a, res) -> int:
+    "`--only regions` or `--only shipped`: that part alone, on the largest case."
     from brats_ssl.io import find_cases, write_json
     m = res['machine']
     print(f"brats_ssl benchmark on {m['platform']}, {m['cpus']} CPUs, torch {m['torch']} ({m['torch_threads']} threads), device {m['device']}")
     print("| what | figure |\n|:---|---:|")
-    _measure_regions(a, res, largest_case(find_cases(a.data)))
-    _print_regions(res)
+    case = largest_case(find_cases(a.data))
+    if a.only == 'regions':
+        _measure_regions(a, res, case); _print_regions(res)
+    else:
+        _shipped(a, res, case)
     if a.json: write_json(res, a.json); print(f"written {a.json}")
     return 0
+
+
+def _shipped(a, res, case) -> None:
+    "Each shipped model predicting `case` as `brats-ssl predict --pretrained` does, without and with mirroring, interleaved."
+    from brats_ssl.pipeline import pretrained_models, pretrained_checkpoint
+    from brats_ssl.train import load_checkpoint
+    res['shipped'] = [in_fresh_process(shipped_pairs, (n, str(a.data), case.id, a.pairs, a.device)) for n in pretrained_models()]
+    for r in res['shipped']:
+        plain, mirrored = [x for x, _ in r['pairs']], [y for _, y in r['pairs']]
+        ratio = [y / x for x, y in r['pairs']]
+        default = 'mirrored' if load_checkpoint(pretrained_checkpoint(r['model'])).get('mirror') else 'plain'
+        print(f"| predict {r['case']} with the shipped `{r['model']}` (read + preprocess + predict + restore + write; its default: {default}), "
+              f"mirrored over 8 flips / plain ({len(ratio)} interleaved pairs; median {statistics.median(mirrored):.1f} s / "
+              f"{statistics.median(plain):.1f} s; process peak {r['peak_mb']:.0f} MB) | {statistics.median(ratio):.2f}x "
+              f"(range {min(ratio):.2f}-{max(ratio):.2f}x) |")
 
 
 def _print_regions(res) -> None:

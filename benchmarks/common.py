@@ -94,6 +94,25 @@ def region_pairs(args) -> list[tuple[float, float]]:
         return [(one(), four()) for _ in range(pairs)]
 
 
+def shipped_pairs(args) -> dict:
+    """Pairs of whole-case predictions by the shipped model `name` (`predict_dataset`: read, preprocess, predict, restore,
+    write), without then with test-time mirroring, interleaved in one process after one warm-up of each."""
+    name, data, case_id, pairs, device = args
+    import shutil, tempfile
+    from brats_ssl.io import find_cases
+    from brats_ssl.pipeline import predict_dataset, pretrained_checkpoint
+    ck, case = pretrained_checkpoint(name), [c for c in find_cases(data) if c.id == case_id]
+    tmp = Path(tempfile.mkdtemp())
+    def once(mirror: bool) -> float:
+        shutil.rmtree(tmp/'out', ignore_errors=True)
+        t = time.perf_counter(); predict_dataset(ck, case, tmp/'out', device=device, progress=False, mirror=mirror)
+        return time.perf_counter() - t
+    once(False); once(True)                                           # warm-up
+    res = [(once(False), once(True)) for _ in range(pairs)]
+    shutil.rmtree(tmp)
+    return dict(model=name, case=case_id, pairs=res, peak_mb=peak_mb())
+
+
 def largest_case(cases):
     "The case with the largest brain box (the slowest to predict) among `cases`."
     import numpy as np, SimpleITK as sitk
