@@ -26,9 +26,9 @@ does on patients it never saw. Both resume where they stopped (rerun the same co
 curves and per-patient rows are copied to benchmarks/experiments/<keep>/ (the small files kept in the repository:
 `flair_model/`, `regions_model/`; a run with another `--iterations` than the recipe's keeps its files in
 `<keep>/<N>_iterations/`, so that it never overwrites the recipe's). `--ship` writes the final model's chosen
-checkpoint into the package as NAME, with a card whose cross-validated figures are computed here from the kept per-patient rows, beside the no-learning floor's
-(benchmarks/experiments/threshold_floor.py, tuned on each fold's non-test patients as the recipe's checkpoint and
-post-processing are).
+checkpoint into the package as NAME, with a card whose cross-validated figures are computed here from the kept
+per-patient rows, beside the no-learning floor's (benchmarks/experiments/threshold_floor.py, tuned on each fold's
+non-test patients as the recipe's checkpoint and post-processing are).
 """
 from __future__ import annotations
 import argparse, shutil, sys
