@@ -11,7 +11,7 @@ import torch
 from pathlib import Path
 from tqdm.auto import tqdm
 import SimpleITK as sitk
-from .io import BratsError, atomic_path, find_cases, read_case, read_image, tumour_mask, write_image, write_json, write_text, level_labels, region_levels, Geometry
+from .io import BratsError, atomic_path, find_cases, read_case, read_image, tumour_mask, write_image, write_json, write_text, level_labels, region_levels, Geometry, REGION_NAMES
 from .phantom import write_phantoms
 from .preprocess import preprocess_case, preprocess_dataset, _case_kwargs, check_inputs
 from .data import split_cases, cv_splits
@@ -287,9 +287,15 @@ def reproduce(out='brats_ssl_reproduce', data=None, budget: str = 'quick', metho
     save_figure(plot_surfaces(masks, ref=tumour_mask(seg, case.labels), case_title=case.id), figs/'fig2_surfaces.png')
     if regs != ('wt',):                       # the three regions in their colours, each model's TP/FP/FN per region
         as_image = Geometry.of(flair).image
-        levels = {k: as_image(region_levels(sitk.GetArrayFromImage(v), case.labels)) for k, v in masks.items()}
-        save_figure(plot_regions(flair, levels, as_image(region_levels(sitk.GetArrayFromImage(seg), case.labels)), case_title=case.id),
+        levels = {k: region_levels(sitk.GetArrayFromImage(v), case.labels) for k, v in masks.items()}
+        ref_levels = region_levels(sitk.GetArrayFromImage(seg), case.labels)
+        save_figure(plot_regions(flair, {k: as_image(v) for k, v in levels.items()}, as_image(ref_levels), case_title=case.id),
                     figs/'fig2_regions.png')
+        for k, g in enumerate(regs[1:], 1):   # the core and the enhancing tumour in 3D as well (levels above k), where there are any
+            inside = {m: as_image((v > k).astype(np.uint8)) for m, v in levels.items()}
+            if (ref_levels > k).any() or any((v > k).any() for v in levels.values()):
+                save_figure(plot_surfaces(inside, ref=as_image((ref_levels > k).astype(np.uint8)), case_title=f"{case.id}, {REGION_NAMES[g]}"),
+                            figs/f'fig2_surfaces_{g}.png')
     write_json(dict(budget=budget, settings=b, seeds=list(seeds), methods=list(methods), folds_run=ks if b['folds'] else None, seconds=round(time.time() - t0, 1),
                     reused=reused, summaries=summaries, environment=environment()), out/'reproduce.json')   # seconds: this call's; `reused`: runs it did not train
     return summaries

@@ -151,5 +151,7 @@ def test_tiny_reproduce_four_modalities_three_regions(tmp_path):
     assert all(r['dice_et'] is not None for r in rows if r['method'] != 'threshold')
     assert '| Method | Region |' in (tmp_path/'table1.md').read_text() and 'dice_tc' in (tmp_path/'comparisons.md').read_text()
     assert (tmp_path/'figures'/'fig2_regions.png').stat().st_size > 1000
+    for g in ('tc', 'et'):                                   # the phantoms have every region: each one's 3D surfaces
+        assert (tmp_path/'figures'/f'fig2_surfaces_{g}.png').stat().st_size > 1000
     assert sorted(p.name for p in (tmp_path/'data'/'Phantom_000').iterdir()) == [
         f'Phantom_000_{m}.nii.gz' for m in ('flair', 'seg', 't1', 't1ce', 't2')]
