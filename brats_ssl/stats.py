@@ -10,7 +10,7 @@ from scipy.stats import wilcoxon
 from .io import BratsError
 
 # %% auto #0
-__all__ = ['paired_comparison', 'compare_methods', 'comparison_table', 'seed_summary']
+__all__ = ['paired_comparison', 'compare_methods', 'p_text', 'comparison_table', 'seed_summary']
 
 # %% ../nbs/10a_stats.ipynb #1d963c22
 def _values_by_case(rows, metric: str, what: str) -> dict:
@@ -66,15 +66,19 @@ def compare_methods(rows_by_method: dict, metric: str = 'dice', n_boot: int = 20
     for c, p in zip(out, _holm([c['p_value'] for c in out])): c['p_holm'] = p
     return out
 
+# %% ../nbs/10a_stats.ipynb #36361592
+def p_text(p: float) -> str:
+    "A p-value as text: '0.052', '2.6e-05' below 0.001, '–' when there is none (nan)."
+    return '–' if not math.isfinite(p) else (f"{p:.3f}" if p >= 0.001 else f"{p:.1e}")
+
 # %% ../nbs/10a_stats.ipynb #8c56b04d
 def comparison_table(comparisons: list[dict], digits: int = 3) -> str:
     "Markdown table of `compare_methods` results: pair, n, mean difference (B − A) with its 95 % CI, Wilcoxon and Holm p."
     f = lambda v, d=digits: '–' if not math.isfinite(v) else f"{v:+.{d}f}"
-    pf = lambda v: '–' if not math.isfinite(v) else (f"{v:.3f}" if v >= 0.001 else f"{v:.1e}")
     lines = ['| B − A | metric | n | mean difference | 95 % CI | p (Wilcoxon) | p (Holm) |', '|:---|:---|---:|---:|---:|---:|---:|']
     for c in comparisons:
         lines.append(f"| {c['b']} − {c['a']} | {c['metric']} | {c['n']} | {f(c['mean_diff'])} | "
-                     f"[{f(c['ci_low'])}, {f(c['ci_high'])}] | {pf(c['p_value'])} | {pf(c.get('p_holm', math.nan))} |")
+                     f"[{f(c['ci_low'])}, {f(c['ci_high'])}] | {p_text(c['p_value'])} | {p_text(c.get('p_holm', math.nan))} |")
     return '\n'.join(lines)
 
 # %% ../nbs/10a_stats.ipynb #c5d68938

@@ -13,7 +13,7 @@ import numpy as np
 from brats_ssl.data import load_volumes
 from brats_ssl.infer import sliding_window, postprocess, region_probabilities
 from brats_ssl.metrics import dice
-from brats_ssl.stats import paired_comparison
+from brats_ssl.stats import paired_comparison, p_text
 from brats_ssl.train import TrainConfig, load_checkpoint, model_from_checkpoint
 
 p = argparse.ArgumentParser(description=__doc__.splitlines()[0]); p.add_argument('pairs', nargs='+', metavar='FLAIR_RUN:REGIONS_RUN')
@@ -42,4 +42,4 @@ keyed = lambda k: [dict(case=f"{r['run']}:{r['case']}", dice=r[k]) for r in rows
 for k in ('flair_wt', 'regions'):
     c = paired_comparison(keyed(k), keyed('both'), 'dice')
     print(f"mean of the two - {k} alone, WT Dice on validation patients ({c['n']} run-patient pairs): {c['mean_a']:.3f} -> {c['mean_b']:.3f}, "
-          f"{c['mean_diff']:+.3f} [{c['ci_low']:+.3f}, {c['ci_high']:+.3f}], Wilcoxon p {c['p_value']:.3f}")
+          f"{c['mean_diff']:+.3f} [{c['ci_low']:+.3f}, {c['ci_high']:+.3f}], Wilcoxon p {p_text(c['p_value'])}")

@@ -9,7 +9,7 @@ import argparse, copy, csv, json
 from pathlib import Path
 import torch
 from brats_ssl.data import PatchDataset, load_volumes
-from brats_ssl.stats import paired_comparison
+from brats_ssl.stats import paired_comparison, p_text
 from brats_ssl.train import TrainConfig, load_checkpoint, model_from_checkpoint, validate
 
 
@@ -42,4 +42,4 @@ for ck in ('last', 'best'):
         pick = lambda bn: [dict(r, dice=r['none'], case=f"{r['run']}:{r['case']}") for r in rows if r['checkpoint'] == ck and r['bn'] == bn and r['inputs'] == fam]
         c = paired_comparison(pick('running'), pick('precise'), 'dice')
         print(f"{fam} {ck} checkpoints, precise - running BN statistics, Dice on validation patients ({c['n']} pairs): "
-              f"{c['mean_a']:.3f} -> {c['mean_b']:.3f}, {c['mean_diff']:+.3f} [{c['ci_low']:+.3f}, {c['ci_high']:+.3f}], Wilcoxon p {c['p_value']:.3f}")
+              f"{c['mean_a']:.3f} -> {c['mean_b']:.3f}, {c['mean_diff']:+.3f} [{c['ci_low']:+.3f}, {c['ci_high']:+.3f}], Wilcoxon p {p_text(c['p_value'])}")

@@ -36,6 +36,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))      # benchmarks/, for common.py
 from common import default_data  # noqa: E402
+from brats_ssl.stats import p_text  # noqa: E402
 
 PREP = dict(spacing=2.0)
 SPLIT = dict(labelled=0.8, val=3)
@@ -83,11 +84,6 @@ def floor_rows() -> dict:
 def mean_std(values, d: int = 3) -> str:
     import numpy as np
     return f"{np.mean(values):.{d}f} ± {np.std(values, ddof=1):.{d}f}" if len(values) > 1 else f"{np.mean(values):.{d}f}"
-
-
-def p_text(p: float) -> str:
-    "A p-value as the package's comparison tables write it: 3 decimals, or 2 significant digits below 0.001."
-    return f"{p:.3f}" if p >= 0.001 else f"{p:.1e}"
 
 
 def interval(c: dict, d: int = 3, unit: str = '') -> str:

@@ -7,11 +7,10 @@ three regions, which no choice has touched, and the chosen checkpoint's), then t
 import csv
 from pathlib import Path
 from brats_ssl.evaluate import read_rows, region_key
-from brats_ssl.stats import paired_comparison
+from brats_ssl.stats import paired_comparison, p_text
 
 HERE, UP = Path(__file__).resolve().parent, Path(__file__).resolve().parents[1]
 score = lambda r: max(float(r['val_dice']), float(r['val_dice_largest']))      # the better post-processing's, as training chooses
-pv = lambda p: f'{p:.3f}' if p >= 0.001 else f'{p:.1e}'      # as the package's comparison tables
 curve = lambda f: [(int(r['iteration']) + 1, score(r)) for r in csv.DictReader(open(f))]
 runs = [f.name[:-len('_val.csv')] for f in sorted(HERE.glob('*_val.csv')) if f.name != 'mirror_val.csv' and (UP/f.name).exists()]
 last, chosen = [], []
@@ -31,4 +30,4 @@ for g in ('wt', 'tc', 'et'):
     for m in ('dice', 'hd95'):
         c = paired_comparison(a, b, region_key(m, g))
         print(f"test patients of folds {', '.join(map(str, folds))}, {g.upper()} {m}, 4000 - 2000 iterations ({c['n']} patients): {c['mean_a']:.3f} -> "
-              f"{c['mean_b']:.3f}, {c['mean_diff']:+.3f} [{c['ci_low']:+.3f}, {c['ci_high']:+.3f}], Wilcoxon p {pv(c['p_value'])}")
+              f"{c['mean_b']:.3f}, {c['mean_diff']:+.3f} [{c['ci_low']:+.3f}, {c['ci_high']:+.3f}], Wilcoxon p {p_text(c['p_value'])}")
