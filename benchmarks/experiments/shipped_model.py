@@ -52,7 +52,7 @@ def settings(name: str, iterations: int | None = None) -> dict:
     return {**TRAIN, **MODELS[name]['train'], **({} if iterations is None else dict(iterations=iterations))}
 
 
-def final(name: str, data: Path, out: Path, device: str = 'auto', iterations: int | None = None) -> Path:
+def final(name: str, data: Path, out: Path, device: str = 'auto', iterations: int | None = None, seed: int = 0) -> Path:
     "Train the shipped model `name`: every labelled patient of `data` but 3 (seeded), which choose the checkpoint. Returns the run folder."
     from brats_ssl.io import find_cases
     from brats_ssl.data import split_cases
@@ -63,7 +63,7 @@ def final(name: str, data: Path, out: Path, device: str = 'auto', iterations: in
     split = split_cases(ids, len(ids) - SPLIT['val'], SPLIT['val'], 0, seed=0)
     t = settings(name, iterations)
     preprocess_dataset(data, out/'prep', progress=False, **PREP, **{k: t[k] for k in ('modalities', 'regions') if k in t})
-    cfg = TrainConfig(method='unet', seed=0, device=device, **{**BUDGETS['cpu-3mm']['train'], **t})
+    cfg = TrainConfig(method='unet', seed=seed, device=device, **{**BUDGETS['cpu-3mm']['train'], **t})
     run = out/'unet_final'
     train(out/'prep', run, split, cfg, resume=(run/'checkpoint_last.pt').exists(), progress=False)
     return run
@@ -251,6 +251,58 @@ def screen(name: str, runs: list[Path], keep: Path, setting: str = 'mirror') -> 
     return '\n'.join(out)
 
 
+def screen_ensemble(name: str, groups: list[list[Path]], keep: Path) -> str:
+    """Would an ensemble of runs of the recipe (the same split, other training seeds) predict better than one run? For
+    each group of runs trained on the same patients, each validation patient is predicted by every run alone and by the
+    group's ensemble, which averages the class probabilities and post-processes as `predict_dataset` does (the members'
+    majority; a tie: none), with the model's own mirroring. Twice: with each run's chosen checkpoint and post-processing
+    (what would ship, but chosen on these very patients, which flatters each run alone more than their mean), and with
+    each run's last checkpoint, which no choice touched (post-processing none): the fair comparison. Dice on the training
+    grid, as validation scores. Rows kept in `keep`/ensemble_val.csv; printed: the ensemble against each member (its
+    position in the groups), paired over the run-patient pairs. Test patients are not touched."""
+    import csv, json, numpy as np
+    from brats_ssl.data import load_volumes
+    from brats_ssl.infer import sliding_window, postprocess, region_probabilities
+    from brats_ssl.metrics import dice
+    from brats_ssl.pipeline import _ensemble_settings
+    from brats_ssl.stats import paired_comparison
+    from brats_ssl.train import load_checkpoint, model_from_checkpoint, TrainConfig
+    rows = []
+    for runs in groups:
+        splits = [json.loads((r/'split.json').read_text()) for r in runs]
+        if any(sp != splits[0] for sp in splits): sys.exit(f"{', '.join(map(str, runs))}: the runs were trained on different splits")
+        prep = next(q/'prep' for q in runs[0].parents if (q/'prep').is_dir())
+        label = runs[0].parents[1].name if runs[0].parent.name == 'runs' else 'final'
+        for which in ('best', 'last'):
+            states = [load_checkpoint(r/f'checkpoint_{which}.pt') for r in runs]
+            cfgs, models = [TrainConfig.from_dict(st['config']) for st in states], [model_from_checkpoint(st) for st in states]
+            posts = [st.get('postprocess', 'none') if which == 'best' else 'none' for st in states]
+            post = _ensemble_settings(states, [r/f'checkpoint_{which}.pt' for r in runs])[1] if which == 'best' else 'none'
+            for case in splits[0]['val']:
+                x, y = load_volumes(prep, [case])[0]
+                probs = [sliding_window(m, x, c.patch, 0.5, mirror=MODELS[name]['mirror']) for m, c in zip(models, cfgs)]
+                def score(pr, pp):
+                    lv = (pr[1:] if pr.shape[0] == 2 else region_probabilities(pr)).numpy() > 0.5    # (regions, D, H, W)
+                    kept = postprocess(lv[0], pp)                                           # on the whole tumour; TC, ET within it
+                    d = {g: dice(lv[k] & kept, np.asarray(y) > k) for k, g in enumerate(cfgs[0].regions)}
+                    return {**d, **({'mean': float(np.mean(list(d.values())))} if len(d) > 1 else {})}
+                scored = [('ensemble', post, score(sum(probs) / len(probs), post))] + [
+                    (f"run {i + 1}", pp, score(pr, pp)) for i, (pr, pp) in enumerate(zip(probs, posts))]
+                rows += [dict(run=label, checkpoint=which, case=case, member=who, postprocess=pp, **d) for who, pp, d in scored]
+    with open(keep/'ensemble_val.csv', 'w', newline='') as f:
+        w = csv.DictWriter(f, list(rows[0])); w.writeheader(); w.writerows(rows)
+    regions = [k for k in rows[0] if k in ('wt', 'tc', 'et', 'mean')]
+    out = []
+    for which in ('last', 'best'):
+        keyed = lambda who: [dict(r, case=f"{r['run']}:{r['case']}") for r in rows if r['member'] == who and r['checkpoint'] == which]
+        for who in sorted({r['member'] for r in rows} - {'ensemble'}):
+            for k in regions:
+                c = paired_comparison(keyed(who), keyed('ensemble'), k)
+                out.append(f"{which} checkpoints: ensemble - {who} of each group alone, {k} Dice on validation patients ({c['n']} run-patient pairs): "
+                           f"{c['mean_a']:.3f} -> {c['mean_b']:.3f}, {interval(c)}, Wilcoxon p {p_text(c['p_value'])}")
+    return '\n'.join(out)
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument('--data', type=Path, default=default_data()); ap.add_argument('--out', type=Path, default=Path('/tmp/flair_cv'))
@@ -263,14 +315,22 @@ def main(argv=None) -> int:
                     help='score the chosen checkpoint of each run folder (fold*/runs/unet_seed0, unet_final) on its validation patients with and without mirroring')
     ap.add_argument('--screen-postprocess', type=Path, nargs='+', default=None, metavar='RUN',
                     help='the same with each post-processing (the model\'s own mirroring): the choice pooled over the runs\' validation patients')
+    ap.add_argument('--screen-ensemble', nargs='+', default=None, metavar='RUN:RUN',
+                    help='score each group of runs (the same split, other seeds; colon-separated) on its validation patients, alone and as an ensemble')
     ap.add_argument('--iterations', type=int, default=None); ap.add_argument('--device', default='auto')
+    ap.add_argument('--seed', type=int, default=0, help='the training seed (initial weights, patches); the patients\' split is the same for every seed')
     a = ap.parse_args(argv)
     keep = HERE/MODELS[a.model]['keep']
     if a.iterations is not None and a.iterations != settings(a.model)['iterations']:
         keep = keep/f"{a.iterations}_iterations"                 # another length than the recipe's: kept beside it
-    keep.mkdir(exist_ok=True)
+    if a.seed:
+        keep = keep/f"seed{a.seed}"                                # another seed: kept beside the recipe's seed 0
+    keep.mkdir(parents=True, exist_ok=True)
     if a.report:
         print(report(a.model))
+        return 0
+    if a.screen_ensemble:
+        print(screen_ensemble(a.model, [[Path(r) for r in g.split(':')] for g in a.screen_ensemble], keep))
         return 0
     for setting in ('mirror', 'postprocess'):
         if getattr(a, f'screen_{setting}'):
@@ -283,13 +343,13 @@ def main(argv=None) -> int:
         print(card_text(pretrained_models()[a.model]))
         return 0
     if a.final:
-        run = final(a.model, a.data, a.out, a.device, a.iterations)
+        run = final(a.model, a.data, a.out, a.device, a.iterations, a.seed)
         shutil.copy(run/'val.csv', keep/'final_val.csv')
         return 0
     from brats_ssl.pipeline import reproduce
     reproduce(a.out, data=a.data, budget='cpu-3mm', methods=['unet'], device=a.device, progress=False, fold=a.fold,
-              mirror=MODELS[a.model]['mirror'], **PREP, **SPLIT, **settings(a.model, a.iterations))
-    for v in sorted(a.out.glob('fold*/runs/unet_seed0/val.csv')):
+              mirror=MODELS[a.model]['mirror'], seeds=(a.seed,), **PREP, **SPLIT, **settings(a.model, a.iterations))
+    for v in sorted(a.out.glob(f'fold*/runs/unet_seed{a.seed}/val.csv')):
         shutil.copy(v, keep/f"{v.parents[2].name}_val.csv")
     import csv
     rows = list(csv.DictReader(open(a.out/'per_case.csv')))
