@@ -123,13 +123,13 @@ def _only(a, res) -> int:
 
 def _shipped(a, res, case) -> None:
     "Each shipped model predicting `case` as `brats-ssl predict --pretrained` does, without and with mirroring, interleaved."
-    from brats_ssl.pipeline import pretrained_models, pretrained_checkpoint
+    from brats_ssl.pipeline import pretrained_models, pretrained_checkpoints
     from brats_ssl.train import load_checkpoint
     res['shipped'] = [in_fresh_process(shipped_pairs, (n, str(a.data), case.id, a.pairs, a.device)) for n in pretrained_models()]
     for r in res['shipped']:
         plain, mirrored = [x for x, _ in r['pairs']], [y for _, y in r['pairs']]
         ratio = [y / x for x, y in r['pairs']]
-        default = 'mirrored' if load_checkpoint(pretrained_checkpoint(r['model'])).get('mirror') else 'plain'
+        default = 'mirrored' if load_checkpoint(pretrained_checkpoints(r['model'])[0]).get('mirror') else 'plain'
         print(f"| predict {r['case']} with the shipped `{r['model']}` (read + preprocess + predict + restore + write; its default: {default}), "
               f"mirrored over 8 flips / plain ({len(ratio)} interleaved pairs; median {statistics.median(mirrored):.1f} s / "
               f"{statistics.median(plain):.1f} s; process peak {r['peak_mb']:.0f} MB) | {statistics.median(ratio):.2f}x "

@@ -100,8 +100,8 @@ def shipped_pairs(args) -> dict:
     name, data, case_id, pairs, device = args
     import shutil, tempfile
     from brats_ssl.io import find_cases
-    from brats_ssl.pipeline import predict_dataset, pretrained_checkpoint
-    ck, case = pretrained_checkpoint(name), [c for c in find_cases(data) if c.id == case_id]
+    from brats_ssl.pipeline import predict_dataset, pretrained_checkpoints
+    ck, case = pretrained_checkpoints(name), [c for c in find_cases(data) if c.id == case_id]
     tmp = Path(tempfile.mkdtemp())
     def once(mirror: bool) -> float:
         shutil.rmtree(tmp/'out', ignore_errors=True)

@@ -82,16 +82,16 @@ def _cmd_train(a):
 
 # %% ../nbs/13_cli.ipynb #6f01ca9d
 def _cmd_predict(a):
-    from brats_ssl.pipeline import predict_dataset, resolve_checkpoints, pretrained_checkpoint
+    from brats_ssl.pipeline import predict_dataset, resolve_checkpoints, pretrained_checkpoints
     if a.pretrained:
         if len(a.paths) != 2: raise BratsError(f"with --pretrained give INPUT and OUT only (got {len(a.paths)} paths: {' '.join(a.paths)})")
-        members, (inp, out) = [pretrained_checkpoint(a.pretrained)], a.paths
+        members, (inp, out) = pretrained_checkpoints(a.pretrained), a.paths
     else:
         if len(a.paths) < 3: raise BratsError("give CHECKPOINT [CHECKPOINT ...] INPUT OUT, or --pretrained NAME INPUT OUT (`brats-ssl pretrained` lists the models)")
         members, inp, out = resolve_checkpoints(a.paths[:-2], a.method), a.paths[-2], a.paths[-1]
     files = predict_dataset(members, inp, out, overlap=a.overlap, uncertainty=a.uncertainty, device=a.device,
                             mirror=a.mirror, overwrite=a.overwrite)
-    print(f"{len(files)} predictions in {out}" + (f" (ensemble of {len(members)} checkpoints)" if len(members) > 1 else '')
+    print(f"{len(files)} predictions in {out}" + (f" (ensemble of {len(members)} checkpoints)" if len(members) > 1 and not a.pretrained else '')
           + (f" by the pretrained model {a.pretrained} (not for clinical use)" if a.pretrained else ''))
 
 def _cmd_pretrained(a):
@@ -100,8 +100,14 @@ def _cmd_pretrained(a):
     print('\n\n'.join(card_text(c) for c in models.values()) if models else 'this installation ships no pretrained model')
 
 def _cmd_export(a):
-    from brats_ssl.pipeline import export_onnx
-    print(f"ONNX model written: {export_onnx(a.checkpoint, a.out)}")
+    from brats_ssl.pipeline import export_onnx, resolve_checkpoints, pretrained_checkpoints
+    if a.pretrained:
+        if len(a.paths) != 1: raise BratsError(f"with --pretrained give OUT only (got {len(a.paths)} paths: {' '.join(a.paths)})")
+        members = pretrained_checkpoints(a.pretrained)
+    else:
+        if len(a.paths) < 2: raise BratsError("give CHECKPOINT [CHECKPOINT ...] OUT, or --pretrained NAME OUT (`brats-ssl pretrained` lists the models)")
+        members = resolve_checkpoints(a.paths[:-1], a.method)
+    print(f"ONNX model written: {export_onnx(members, a.paths[-1])}" + (f" (the mean of {len(members)} networks)" if len(members) > 1 else ''))
 
 # %% ../nbs/13_cli.ipynb #304f3489
 def _cmd_evaluate(a):
@@ -192,11 +198,16 @@ def parser() -> argparse.ArgumentParser:
                        'shipped in the package (`brats-ssl predict --pretrained NAME INPUT OUT`), each with its card: training data, '
                        'the command that made it, cross-validated figures, the data\'s terms. Not for clinical use.')
     s.set_defaults(func=_cmd_pretrained)
-    s = sub.add_parser('export', help='write a checkpoint as an ONNX model', description='Write the network of CHECKPOINT as an ONNX '
-                       'model (input: a preprocessed FLAIR, free sizes that are multiples of the network\'s size multiple; output: '
-                       'class probabilities), with the preprocessing settings in its metadata. Needs onnx and onnxruntime: '
+    s = sub.add_parser('export', help='write a checkpoint (or an ensemble) as an ONNX model', usage='brats-ssl export [options] CHECKPOINT [CHECKPOINT ...] OUT\n'
+                       '       brats-ssl export --pretrained NAME OUT', description='Write the network of CHECKPOINT as an ONNX '
+                       'model (input: the preprocessed modalities, free sizes that are multiples of the network\'s size multiple; output: '
+                       'class probabilities), with the preprocessing settings in its metadata; several checkpoints (or a shipped '
+                       'ensemble): one model that returns the mean of their probabilities. Needs onnx and onnxruntime: '
                        'pip install -e ".[export]".')
-    s.add_argument('checkpoint'); s.add_argument('out')
+    s.add_argument('paths', nargs='+', metavar='PATH', help='CHECKPOINT: a checkpoint file or run folder; several: an ensemble; '
+                   'a cross-validated reproduce folder with --method: its folds. With --pretrained: OUT only')
+    s.add_argument('--pretrained', metavar='NAME', default=None, help='export a model shipped in the package (`brats-ssl pretrained` lists them)')
+    s.add_argument('--method', choices=list(METHODS), default=None, help="with a cross-validated reproduce folder: the method whose folds' checkpoints are exported together")
     s.set_defaults(func=_cmd_export)
     s = sub.add_parser('evaluate', help='Dice, RAVD, HD95, ASD of predictions', description='Compare PRED/<case>_pred.nii.gz with the whole tumour of the labels in DATA, read in their own convention. ' + _DATA_HELP)
     s.add_argument('pred'); s.add_argument('data'); s.add_argument('--out', help='write the per-case table as CSV')

@@ -26,7 +26,7 @@ from .viz import plot_loss_curves, plot_slices, plot_surfaces, plot_regions, sav
 
 # %% auto #0
 __all__ = ['BUDGETS', 'THRESHOLD_TUNING', 'PRETRAINED_DIR', 'resolve_checkpoints', 'predict_dataset', 'reproduce', 'export_onnx',
-           'ship_checkpoint', 'pretrained_models', 'pretrained_checkpoint', 'card_text']
+           'ship_checkpoint', 'pretrained_models', 'pretrained_checkpoints', 'card_text']
 
 # %% ../nbs/12_pipeline.ipynb #a88ea106
 def resolve_checkpoints(checkpoints, method: str | None = None) -> list[Path]:
@@ -302,35 +302,38 @@ def reproduce(out='brats_ssl_reproduce', data=None, budget: str = 'quick', metho
 
 # %% ../nbs/12_pipeline.ipynb #117c65b4
 class _Probabilities(torch.nn.Module):
-    "A network followed by the softmax over its classes: what an exported model returns."
-    def __init__(self, net): super().__init__(); self.net = net
-    def forward(self, image): return torch.softmax(self.net(image), 1)
+    "Networks followed by the softmax over their classes, averaged (an ensemble; one network: its softmax): what an exported model returns."
+    def __init__(self, nets): super().__init__(); self.nets = torch.nn.ModuleList(nets)
+    def forward(self, image): return sum(torch.softmax(n(image), 1) for n in self.nets) / len(self.nets)
 
 def export_onnx(checkpoint, path, opset: int = 17) -> Path:
     """Write the network of `checkpoint` as an ONNX model at `path`, for tools outside PyTorch (onnxruntime, MONAI Label,
-    3D Slicer). Input `image`: (B, M, D, H, W) float32, the M modalities of `brats_ssl.modalities` (FLAIR alone by
+    3D Slicer); several checkpoints (see `resolve_checkpoints`): one model that returns the mean of their probabilities,
+    as `predict_dataset` computes an ensemble's. Input `image`: (B, M, D, H, W) float32, the M modalities of `brats_ssl.modalities` (FLAIR alone by
     default) preprocessed as `preprocess_case` does with the settings in the model's metadata (crop to the brain,
     optional resampling, clip and z-score on the brain), each of D, H and W a multiple of `brats_ssl.size_multiple`;
     batch and spatial sizes are free. Output `probabilities`: (B, C, D, H, W), the softmax over `brats_ssl.classes`
     (the whole tumour's 2, or the regions' 4 levels: WT = classes 1-3, TC = 2-3, ET = 3). The metadata also give the
     training patch, the post-processing chosen on validation, whether the model's own predictions average over the 8
-    flips of the three axes (`brats_ssl.mirror`, a shipped model's setting) and the checkpoint's SHA-256. Needs the packages onnx and
-    onnxruntime (`pip install -e ".[export]"`)."""
+    flips of the three axes (`brats_ssl.mirror`, a shipped model's setting) and the checkpoint's SHA-256 (a list for an
+    ensemble). Needs the packages onnx and onnxruntime (`pip install -e ".[export]"`)."""
     try: import onnx
     except ImportError:
         raise BratsError('exporting to ONNX needs the packages onnx and onnxruntime: pip install -e ".[export]" (or pip install onnx onnxruntime)') from None
-    state = load_checkpoint(checkpoint)
-    params, post = _ensemble_settings([state], [Path(checkpoint)])     # an ensemble of one: its checks and settings
-    cfg = TrainConfig.from_dict(state['config'])
-    net = _Probabilities(model_from_checkpoint(state).to(memory_format=torch.contiguous_format)).eval()
+    paths = resolve_checkpoints(checkpoint)
+    states = [load_checkpoint(p) for p in paths]
+    params, post = _ensemble_settings(states, paths)      # one preprocessing, or a line naming the difference
+    cfg = TrainConfig.from_dict(states[0]['config'])
+    net = _Probabilities([model_from_checkpoint(st).to(memory_format=torch.contiguous_format) for st in states]).eval()
+    shas = [_sha256(p) for p in paths]
     axes = {0: 'batch', 2: 'depth', 3: 'height', 4: 'width'}
     meta = {'brats_ssl.version': brats_ssl.__version__, 'brats_ssl.preprocess': json.dumps(params),
-            'brats_ssl.size_multiple': str(2 ** (len(cfg.filters) - 1)), 'brats_ssl.patch': json.dumps(list(cfg.patch)),
-            'brats_ssl.postprocess': post, 'brats_ssl.mirror': json.dumps(bool(state.get('mirror', False))),
+            'brats_ssl.size_multiple': str(max(2 ** (len(TrainConfig.from_dict(st['config']).filters) - 1) for st in states)), 'brats_ssl.patch': json.dumps(list(cfg.patch)),
+            'brats_ssl.postprocess': post, 'brats_ssl.mirror': json.dumps(all(st.get('mirror', False) for st in states)),
             'brats_ssl.modalities': json.dumps(list(cfg.modalities)),
             'brats_ssl.classes': json.dumps(['background', 'whole tumour'] if cfg.regions == ('wt',) else
                                             ['background', 'oedema', 'core, not enhancing', 'enhancing tumour']),
-            'brats_ssl.checkpoint_sha256': _sha256(checkpoint)}
+            'brats_ssl.checkpoint_sha256': shas[0] if len(shas) == 1 else json.dumps(shas)}
     with atomic_path(path) as tmp, warnings.catch_warnings():
         warnings.simplefilter('ignore')                 # the exporter's notes on tracing; the test below checks the numbers
         torch.onnx.export(net, (torch.zeros(1, len(cfg.modalities), *cfg.patch),), str(tmp), input_names=['image'], output_names=['probabilities'],
@@ -345,38 +348,48 @@ def export_onnx(checkpoint, path, opset: int = 17) -> Path:
 # %% ../nbs/12_pipeline.ipynb #10037177
 PRETRAINED_DIR = Path(brats_ssl.__file__).parent/'weights'
 
-def ship_checkpoint(checkpoint, name: str, card: dict, out_dir=None, mirror: bool = False) -> Path:
+def ship_checkpoint(checkpoint, name: str, card: dict, out_dir=None, mirror: bool = False) -> list[Path]:
     """Write `checkpoint` as the shipped model `name` in `out_dir` (default `PRETRAINED_DIR`): `name.pt`, the student's
     weights and what prediction needs (settings, preprocessing, post-processing, split), and `name.json`, the card:
-    `card` with the name, the file and its SHA-256. `mirror`: whether `predict_dataset` averages over the 8 flips unless
-    told otherwise (a choice made on validation patients). The same checkpoint always gives the same bytes (`save_state`)."""
-    st = load_checkpoint(checkpoint)
-    slim = {k: st[k] for k in ('format', 'version', 'iteration', 'config', 'model', 'preprocess', 'postprocess', 'best_dice', 'split') if k in st}
+    `card` with the name, the files and their SHA-256. Several checkpoints (see `resolve_checkpoints`) ship as one
+    model, an ensemble: `name.1.pt`, `name.2.pt`, ..., predicted together (`predict_dataset`). `mirror`: whether
+    `predict_dataset` averages over the 8 flips unless told otherwise (a choice made on validation patients). The same
+    checkpoints always give the same bytes (`save_state`); files of an earlier model `name` that the new card does not
+    list are removed. Returns the weight files."""
+    srcs = resolve_checkpoints(checkpoint)
+    states = [load_checkpoint(p) for p in srcs]
+    _ensemble_settings(states, srcs)                      # members that could not be predicted together are refused here
     out_dir = Path(out_dir or PRETRAINED_DIR)
-    path = out_dir/f"{name}.pt"
-    save_state(dict(slim, method={}, mirror=bool(mirror)), path)
-    write_json(dict(card, name=name, file=path.name, sha256=_sha256(path)), out_dir/f"{name}.json")
-    return path
+    paths = [out_dir/f"{name}.pt"] if len(srcs) == 1 else [out_dir/f"{name}.{k + 1}.pt" for k in range(len(srcs))]
+    old = pretrained_models(out_dir).get(name, {})
+    for st, path in zip(states, paths):
+        slim = {k: st[k] for k in ('format', 'version', 'iteration', 'config', 'model', 'preprocess', 'postprocess', 'best_dice', 'split') if k in st}
+        save_state(dict(slim, method={}, mirror=bool(mirror)), path)
+    write_json(dict(card, name=name, files=[p.name for p in paths], sha256=[_sha256(p) for p in paths]), out_dir/f"{name}.json")
+    for f in set(old.get('files', [])) - {p.name for p in paths}: (out_dir/f).unlink(missing_ok=True)
+    return paths
 
 def pretrained_models(where=None) -> dict[str, dict]:
     "The shipped models (in `where`, default `PRETRAINED_DIR`): name -> card."
     d = Path(where or PRETRAINED_DIR)
     return {p.stem: json.loads(p.read_text()) for p in sorted(d.glob('*.json'))} if d.is_dir() else {}
 
-def pretrained_checkpoint(name: str, where=None) -> Path:
-    "The checkpoint file of the shipped model `name`, checked against its card's SHA-256; `BratsError` naming the models there are."
+def pretrained_checkpoints(name: str, where=None) -> list[Path]:
+    """The checkpoint files of the shipped model `name` (one, or an ensemble's members), each checked against its card's
+    SHA-256; `BratsError` naming the models there are. Give them to `predict_dataset` or `export_onnx` as they are."""
     models = pretrained_models(where)
     if name not in models:
         raise BratsError(f"no pretrained model {name!r}: " + (f"choose from {', '.join(models)}" if models else "this installation ships none"))
-    path = Path(where or PRETRAINED_DIR)/models[name]['file']
-    if not path.is_file(): raise BratsError(f"{path}: the weights of the pretrained model {name!r} are missing")
-    if _sha256(path) != models[name]['sha256']:
-        raise BratsError(f"{path}: the weights differ from those its card describes (SHA-256): reinstall brats_ssl")
-    return path
+    paths = [Path(where or PRETRAINED_DIR)/f for f in models[name]['files']]
+    for path, sha in zip(paths, models[name]['sha256']):
+        if not path.is_file(): raise BratsError(f"{path}: the weights of the pretrained model {name!r} are missing")
+        if _sha256(path) != sha:
+            raise BratsError(f"{path}: the weights differ from those its card describes (SHA-256): reinstall brats_ssl")
+    return paths
 
 def card_text(card: dict) -> str:
     "A shipped model's card as text: what a user reads before using it."
-    skip = {'name', 'file', 'sha256'}
+    skip = {'name', 'files', 'sha256'}
     lines = [f"{card['name']}: {card.get('summary', '')}"]
     for k, v in card.items():
         if k in skip or k == 'summary': continue

@@ -50,13 +50,18 @@ def test_export_names_what_to_install(checkpoint, tmp_path):
 
 
 def test_shipped_models_export_their_mirroring(tmp_path):
-    from brats_ssl.pipeline import export_onnx, pretrained_checkpoint, pretrained_models
+    from brats_ssl.cli import main
+    from brats_ssl.pipeline import pretrained_checkpoints, pretrained_models
     names = sorted(pretrained_models())
     if not names: pytest.skip('this installation ships no model')
     got = {}
     for name in names:
-        ck = pretrained_checkpoint(name)
-        sess = ort.InferenceSession(str(export_onnx(ck, tmp_path / f'{name}.onnx')), providers=['CPUExecutionProvider'])
+        ck = pretrained_checkpoints(name)
+        assert main(['export', '--pretrained', name, str(tmp_path / f'{name}.onnx')]) == 0      # `brats-ssl export --pretrained NAME OUT`
+        sess = ort.InferenceSession(str(tmp_path / f'{name}.onnx'), providers=['CPUExecutionProvider'])
+        assert sess.get_modelmeta().custom_metadata_map['brats_ssl.checkpoint_sha256'] == pretrained_models()[name]['sha256'][0]
         got[name] = json.loads(sess.get_modelmeta().custom_metadata_map['brats_ssl.mirror'])
-        assert got[name] == load_checkpoint(ck)['mirror'], name
+        assert got[name] == all(load_checkpoint(p)['mirror'] for p in ck), name
     assert got.get('flair-wt', True) is True, got                # its validation patients chose mirroring
+    assert main(['export', '--pretrained', names[0], str(tmp_path / 'a.onnx'), 'b.onnx']) == 2                # OUT only, said in one line
+    assert not (tmp_path / 'a.onnx').exists()

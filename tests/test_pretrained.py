@@ -4,7 +4,7 @@ no model or BRATS_DATA is absent."""
 import numpy as np
 import pytest
 from brats_ssl.io import find_cases
-from brats_ssl.pipeline import pretrained_models, pretrained_checkpoint, predict_dataset, card_text
+from brats_ssl.pipeline import pretrained_models, pretrained_checkpoints, predict_dataset, card_text
 from brats_ssl.evaluate import evaluate_predictions, region_key
 from brats_ssl.train import load_checkpoint, TrainConfig
 
@@ -23,22 +23,22 @@ def test_card_says_what_a_user_needs(name):
         assert card.get(k), k
     assert 'not for clinical use' in card['clinical_use'] and 'Menze' in card['data_terms'] and 'Bakas' in card['data_terms']
     assert f"--model {name}" in card['command'], card['command']          # the command that remakes it
-    st = load_checkpoint(pretrained_checkpoint(name))
+    st = load_checkpoint(pretrained_checkpoints(name)[0])
     cfg = TrainConfig.from_dict(st['config'])
     assert ('test-time mirroring' in card['output']) == st['mirror']      # the card says how `predict` runs it by default
     f = card['figures']
     assert f['patients'] >= 8
     for g in cfg.regions:                                         # every region the model outputs has its figures
         assert 0 < f[f"{region_key('dice', g)}_mean"] <= 1 and f[f"{region_key('dice', g)}_std"] > 0, (g, f)
-    assert pretrained_checkpoint(name).stat().st_size < 5 * 2**20          # a few MB at most
+    assert sum(p.stat().st_size for p in pretrained_checkpoints(name)) < 5 * 2**20          # a few MB at most
     text = card_text(card)
     assert name in text and card['cross_validation'] in text
 
 
 @pytest.mark.parametrize('name', NAMES)
 def test_shipped_model_on_patients_it_never_trained_on(name, brats_root, tmp_path):
-    ck = pretrained_checkpoint(name)
-    st = load_checkpoint(ck)
+    ck = pretrained_checkpoints(name)
+    st = load_checkpoint(ck[0])
     cfg = TrainConfig.from_dict(st['config'])
     assert 'optimizer' not in st
     val = st['split']['val']                                      # the 3 patients that chose its checkpoint, never trained on
