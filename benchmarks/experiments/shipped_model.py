@@ -240,16 +240,27 @@ def report(name: str) -> str:
     return '\n'.join(lines)
 
 
+def region_dice(prob, y, regions, post: str) -> dict:
+    """Dice per region (and their mean, for several) of the class probabilities `prob` of one case against its label
+    levels `y`, on the grid they share: each region > 0.5, `post` on the whole tumour, TC and ET kept within it."""
+    import numpy as np
+    from brats_ssl.infer import postprocess, region_probabilities
+    from brats_ssl.metrics import dice
+    lv = (prob[1:] if prob.shape[0] == 2 else region_probabilities(prob)).numpy() > 0.5        # (regions, D, H, W)
+    kept = postprocess(lv[0], post)
+    d = {g: dice(lv[k] & kept, np.asarray(y) > k) for k, g in enumerate(regions)}
+    return {**d, **({'mean': float(np.mean(list(d.values())))} if len(d) > 1 else {})}
+
+
 def screen(name: str, runs: list[Path], keep: Path, setting: str = 'mirror') -> str:
     """Each run's chosen checkpoint on its validation patients (on the training grid, as validation scores), predicted
     both ways of one prediction setting: `mirror` (with and without the mean over the 8 flips; the run's own
     post-processing) or `postprocess` (every post-processing; the model's own mirroring). Pooling the runs gives a
     choice made on 4 times as many patients as one run's 3. Rows kept in `keep`/<setting>_val.csv, then the paired
     comparison, per region and for the mean of the regions. Test patients are not touched."""
-    import csv, json, numpy as np
+    import csv, json
     from brats_ssl.data import load_volumes
-    from brats_ssl.infer import sliding_window, postprocess, region_probabilities, POSTPROCESS
-    from brats_ssl.metrics import dice
+    from brats_ssl.infer import sliding_window, POSTPROCESS
     from brats_ssl.stats import paired_comparison
     from brats_ssl.train import load_checkpoint, model_from_checkpoint, TrainConfig
     rows = []
@@ -262,14 +273,10 @@ def screen(name: str, runs: list[Path], keep: Path, setting: str = 'mirror') -> 
             x, y = load_volumes(prep, [case])[0]
             for mirror in sorted({m for m, _ in ways}):
                 pr = sliding_window(model, x, cfg.patch, 0.5, mirror=mirror)
-                lv = (pr[1:] if pr.shape[0] == 2 else region_probabilities(pr)).numpy() > 0.5     # (regions, D, H, W)
                 for pp in [p for m, p in ways if m == mirror]:
-                    kept = postprocess(lv[0], pp)                                  # on the whole tumour; TC, ET within it
-                    d = {g: dice(lv[k] & kept, np.asarray(y) > k) for k, g in enumerate(cfg.regions)}
                     rows.append(dict(**({'chosen': pp == post} if setting == 'postprocess' else {}),
                                      run=run.parents[1].name if run.parent.name == 'runs' else 'final', iteration=st['iteration'],
-                                     postprocess=pp, case=case, mirror=mirror, **d,
-                                     **({'mean': float(np.mean(list(d.values())))} if len(d) > 1 else {})))
+                                     postprocess=pp, case=case, mirror=mirror, **region_dice(pr, y, cfg.regions, pp)))
     with open(keep/f'{setting}_val.csv', 'w', newline='') as f:
         w = csv.DictWriter(f, list(rows[0])); w.writeheader(); w.writerows(rows)
     a, b = (False, True) if setting == 'mirror' else ('none', 'largest')
@@ -292,10 +299,9 @@ def screen_ensemble(name: str, groups: list[list[Path]], keep: Path) -> str:
     each run's last checkpoint, which no choice touched (post-processing none): the fair comparison. Dice on the training
     grid, as validation scores. Rows kept in `keep`/ensemble_val.csv; printed: the ensemble against each member (its
     position in the groups), paired over the run-patient pairs. Test patients are not touched."""
-    import csv, json, numpy as np
+    import csv, json
     from brats_ssl.data import load_volumes
-    from brats_ssl.infer import sliding_window, postprocess, region_probabilities
-    from brats_ssl.metrics import dice
+    from brats_ssl.infer import sliding_window
     from brats_ssl.pipeline import _ensemble_settings
     from brats_ssl.stats import paired_comparison
     from brats_ssl.train import load_checkpoint, model_from_checkpoint, TrainConfig
@@ -313,13 +319,8 @@ def screen_ensemble(name: str, groups: list[list[Path]], keep: Path) -> str:
             for case in splits[0]['val']:
                 x, y = load_volumes(prep, [case])[0]
                 probs = [sliding_window(m, x, c.patch, 0.5, mirror=MODELS[name]['mirror']) for m, c in zip(models, cfgs)]
-                def score(pr, pp):
-                    lv = (pr[1:] if pr.shape[0] == 2 else region_probabilities(pr)).numpy() > 0.5    # (regions, D, H, W)
-                    kept = postprocess(lv[0], pp)                                           # on the whole tumour; TC, ET within it
-                    d = {g: dice(lv[k] & kept, np.asarray(y) > k) for k, g in enumerate(cfgs[0].regions)}
-                    return {**d, **({'mean': float(np.mean(list(d.values())))} if len(d) > 1 else {})}
-                scored = [('ensemble', post, score(sum(probs) / len(probs), post))] + [
-                    (f"run {i + 1}", pp, score(pr, pp)) for i, (pr, pp) in enumerate(zip(probs, posts))]
+                scored = [('ensemble', post, region_dice(sum(probs) / len(probs), y, cfgs[0].regions, post))] + [
+                    (f"run {i + 1}", pp, region_dice(pr, y, cfgs[0].regions, pp)) for i, (pr, pp) in enumerate(zip(probs, posts))]
                 rows += [dict(run=label, checkpoint=which, case=case, member=who, postprocess=pp, **d) for who, pp, d in scored]
     with open(keep/'ensemble_val.csv', 'w', newline='') as f:
         w = csv.DictWriter(f, list(rows[0])); w.writeheader(); w.writerows(rows)
