@@ -8,7 +8,6 @@
     python benchmarks/experiments/shipped_model.py --model NAME --screen-postprocess RUN [RUN ...]  # each post-processing, likewise
     python benchmarks/experiments/shipped_model.py --model NAME ... --seed 1                    # the same runs with another training seed
     python benchmarks/experiments/shipped_model.py --model NAME --screen-ensemble RUN:RUN [...]  # the seeds' runs alone and together, on validation patients
-    python benchmarks/experiments/shipped_model.py --model NAME --data ../shared/data/brats18 --cv-ensemble DIR DIR  # the folds' ensembles on their test patients
 
 NAME is `flair-wt` (FLAIR in, whole tumour out: the paper's task) or `multimodal-regions` (FLAIR, T1, T1ce and T2 in;
 whole tumour, tumour core and enhancing tumour out). Both use the recipe that did best on unseen patients so far: 2 mm,
@@ -45,9 +44,9 @@ PREP = dict(spacing=2.0)
 SPLIT = dict(labelled=0.8, val=3)
 TRAIN = dict(patch=(64, 64, 64), norm='batch', lr=0.02, iterations=4000, val_every=250, fg_prob=0.33)
 HERE = Path(__file__).resolve().parent                  # benchmarks/experiments/: what the runs keep
-MODELS = {'flair-wt': dict(keep='flair_model', train={}, mirror=True, seeds=(0,)),
+MODELS = {'flair-wt': dict(keep='flair_model', train={}, mirror=True),
           'multimodal-regions': dict(keep='regions_model', train=dict(modalities=('flair', 't1', 't1ce', 't2'),
-                                                                      regions=('wt', 'tc', 'et')), mirror=False, seeds=(0,))}
+                                                                      regions=('wt', 'tc', 'et')), mirror=False)}
 
 
 def settings(name: str, iterations: int | None = None) -> dict:
@@ -67,23 +66,22 @@ def final(name: str, data: Path, out: Path, device: str = 'auto', iterations: in
     t = settings(name, iterations)
     preprocess_dataset(data, out/'prep', progress=False, **PREP, **{k: t[k] for k in ('modalities', 'regions') if k in t})
     cfg = TrainConfig(method='unet', seed=seed, device=device, **{**BUDGETS['cpu-3mm']['train'], **t})
-    run = out/final_run(seed)
+    run = out/('unet_final' if seed == 0 else f'unet_final_seed{seed}')        # seeds side by side in one --out
     train(out/'prep', run, split, cfg, resume=(run/'checkpoint_last.pt').exists(), progress=False)
     return run
 
 
-def final_run(seed: int = 0) -> str:
-    "The folder of the final run of `seed` in `--out`."
-    return 'unet_final' if seed == 0 else f'unet_final_seed{seed}'
-
-
 def cv_rows(name: str) -> list[dict]:
-    """The kept cross-validation of the recipe of `name`: the UNet3D's row of every test patient of the folds run (for a
-    recipe of several seeds, the ensemble of each fold's runs: `ensemble_per_case.csv`)."""
+    "The kept cross-validation of the recipe of `name`: the UNet3D's row of every test patient of the folds run."
     from brats_ssl.evaluate import read_rows
-    keep = HERE/MODELS[name]['keep']
-    files = [keep/'ensemble_per_case.csv'] if len(MODELS[name]['seeds']) > 1 else sorted(keep.glob('fold*_per_case.csv'))
-    return [r for f in files for r in read_rows(f) if r['method'] == 'unet']
+    return [r for f in sorted((HERE/MODELS[name]['keep']).glob('fold*_per_case.csv')) for r in read_rows(f) if r['method'] == 'unet']
+
+
+def other_seeds(name: str) -> dict[int, list[dict]]:
+    "The kept cross-validation of the recipe of `name` trained with other seeds (`--seed N`, rows in <keep>/seed<N>/): seed -> rows."
+    from brats_ssl.evaluate import read_rows
+    dirs = sorted((HERE/MODELS[name]['keep']).glob('seed*/'), key=lambda d: int(d.name[4:]))
+    return {int(d.name[4:]): [r for f in sorted(d.glob('fold*_per_case.csv')) for r in read_rows(f) if r['method'] == 'unet'] for d in dirs}
 
 
 def floor_rows() -> dict:
@@ -102,36 +100,29 @@ def interval(c: dict, d: int = 3, unit: str = '') -> str:
     return f"{c['mean_diff']:+.{d}f}{unit} [{c['ci_low']:+.{d}f}, {c['ci_high']:+.{d}f}]"
 
 
-def card(name: str, runs: list[Path]) -> dict:
-    """The card of the shipped model `name` (its final runs `runs`, one per seed of the recipe): what it is, how it was
-    made, its cross-validated figures beside the floor's."""
+def card(name: str, run: Path) -> dict:
+    "The card of the shipped model `name` (final run `run`): what it is, how it was made, its cross-validated figures beside the floor's."
     import json, numpy as np
     from brats_ssl.evaluate import region_key
     from brats_ssl.stats import paired_comparison
-    from brats_ssl.pipeline import _ensemble_settings
     from brats_ssl.train import load_checkpoint, TrainConfig
     rows = cv_rows(name)
     folds = sorted({r['fold'] for r in rows})
     ids = {r['case'] for r in rows}
     tests = [sum(r['fold'] == k for r in rows) for k in folds]                # test patients per fold
     floor = [r for c, r in floor_rows().items() if c in ids]
-    states = [load_checkpoint(r/'checkpoint_best.pt') for r in runs]
-    want, seeds = settings(name), MODELS[name]['seeds']
-    for run, st in zip(runs, states):
-        cfg = TrainConfig.from_dict(st['config'])
-        if (cfg.modalities, cfg.regions, cfg.iterations) != (tuple(want.get('modalities', ('flair',))), tuple(want.get('regions', ('wt',))), want['iterations']):
-            sys.exit(f"{run}: trained with {cfg.modalities}, {cfg.regions}, {cfg.iterations} iterations, not the recipe of {name}")
-    if [TrainConfig.from_dict(st['config']).seed for st in states] != list(seeds):
-        sys.exit(f"{', '.join(map(str, runs))}: not the runs of seeds {seeds}, the recipe of {name}")
-    st, cfg, post = states[0], TrainConfig.from_dict(states[0]['config']), _ensemble_settings(states, [r/'checkpoint_best.pt' for r in runs])[1]
-    both = f"the mean of the probabilities of {len(seeds)} runs (training seeds {', '.join(map(str, seeds))}), " if len(seeds) > 1 else ''
+    st = load_checkpoint(run/'checkpoint_best.pt')
+    cfg = TrainConfig.from_dict(st['config'])
+    want = settings(name)
+    if (cfg.modalities, cfg.regions, cfg.iterations) != (tuple(want.get('modalities', ('flair',))), tuple(want.get('regions', ('wt',))), want['iterations']):
+        sys.exit(f"{run}: trained with {cfg.modalities}, {cfg.regions}, {cfg.iterations} iterations, not the recipe of {name}")
     names = dict(wt='whole tumour', tc='tumour core', et='enhancing tumour')
     ms = lambda rs, k: mean_std([r[k] for r in rs]) if k.startswith('dice') else mean_std([r[k] for r in rs], 2) + ' mm'
     diff = {k: paired_comparison(floor, rows, k) for k in ('dice', 'hd95')}
-    split = json.loads((runs[0]/'split.json').read_text())
+    split = json.loads((run/'split.json').read_text())
     per_region = '; '.join(f"{names[g]} Dice {ms(rows, region_key('dice', g))}, HD95 {ms(rows, region_key('hd95', g))}" for g in cfg.regions)
     cv = (f"{len(ids)} patients, each the test patient of one of {len(folds)} folds (folds {', '.join(map(str, folds))} of "
-          f"cpu-3mm's three; the same recipe, {both}checkpoint and post-processing chosen on each fold's 3 validation patients): "
+          f"cpu-3mm's three; the same recipe, checkpoint and post-processing chosen on each fold's 3 validation patients): "
           f"{per_region}. The no-learning floor on the same patients (FLAIR z-score threshold, "
           f"its z, opening and components tuned on each fold's non-test patients; whole tumour): Dice {ms(floor, 'dice')}, HD95 {ms(floor, 'hd95')}. "
           f"Model - floor, whole tumour, paired: Dice {interval(diff['dice'])} (Wilcoxon p {p_text(diff['dice']['p_value'])}), "
@@ -144,31 +135,32 @@ def card(name: str, runs: list[Path]) -> dict:
     mods = ', '.join(dict(flair='FLAIR', t1='T1', t1ce='T1ce', t2='T2')[m] for m in cfg.modalities)
     outs = ', '.join(names[g] for g in cfg.regions)
     return dict(
-        summary=(f"{mods} in, {outs} out: " + (f"the mean of {len(seeds)} UNet3D(8..64)" if len(seeds) > 1 else "a UNet3D(8..64)")
-                 + " trained on the shared BraTS 2018 patients"
+        summary=(f"{mods} in, {outs} out: a UNet3D(8..64) trained on the shared BraTS 2018 patients"
                  + (" (the paper's task)" if cfg.regions == ('wt',) and cfg.modalities == ('flair',) else '')),
         input=(f"skull-stripped, co-registered {mods} of one patient in any BraTS layout (or a manifest); preprocessed as in training: "
                "brain box, 2 mm, clipping at the brain's 0.5 and 99.5 percentiles, z-score on the brain, each modality on its own"),
         output=(f"a uint8 mask on the input's grid: " + ("whole tumour 1 (probability restored linearly, > 0.5)" if cfg.regions == ('wt',) else
                 "BraTS labels in the input's convention (2017-2022: 1 core, 2 oedema, 4 enhancing; 2023+: 3 "
                 "enhancing), from the regions' probabilities restored linearly, each region > 0.5, TC and ET within WT") +
-                f"; post-processing {post!r}, chosen on validation patients" + (" (most runs' choice; a tie: none)" if len(seeds) > 1 else '')
+                f"; post-processing {st.get('postprocess', 'none')!r}, chosen on validation patients"
                 + ("; the probabilities are the mean over the 8 flips of the three axes (test-time mirroring, chosen on "
                    "validation patients; `--no-mirror` turns it off)" if MODELS[name]['mirror'] else '')),
         training_data=f"BraTS 2018 training patients ({len(split['labelled'])} labelled; 3 validation patients, "
                       f"{', '.join(split['val'])}, chose the checkpoint and the post-processing)",
         recipe=(f"2 mm; 64^3 patches, a third centred on tumour; batch norm; SGD, learning rate 0.02, poly decay; {cfg.iterations} "
                 f"iterations, validated every {cfg.val_every}" + ('' if cfg.regions == ('wt',) else
-                '; the checkpoint maximises the mean validation Dice of the three regions')
-                + (f"; trained {len(seeds)} times (seeds {', '.join(map(str, seeds))}: other initial weights and patches, the same patients), "
-                   "their probabilities averaged" if len(seeds) > 1 else '')),
-        checkpoint='; '.join((f"seed {TrainConfig.from_dict(x['config']).seed}: " if len(seeds) > 1 else '') + f"iteration {x['iteration']} "
-                             f"(validation Dice {x.get('best_dice', float('nan')):.3f} on the 3 validation patients)" for x in states),
-        command=''.join(f"python benchmarks/experiments/shipped_model.py --model {name} --data ../shared/data/brats18 --out /tmp/{name}_final --final"
-                        + (f" --seed {k}" if k else '') + '; ' for k in seeds)
-                + f"python benchmarks/experiments/shipped_model.py --model {name} --out /tmp/{name}_final --ship",
+                '; the checkpoint maximises the mean validation Dice of the three regions')),
+        checkpoint=f"iteration {st['iteration']} (validation Dice {st.get('best_dice', float('nan')):.3f} on the 3 validation patients)",
+        command=(f"python benchmarks/experiments/shipped_model.py --model {name} --data ../shared/data/brats18 --out /tmp/{name}_final --final; "
+                 f"python benchmarks/experiments/shipped_model.py --model {name} --out /tmp/{name}_final --ship"),
         cross_validation=cv,
         against_the_floor=f"{dice_word}; {hd_word}",
+        **({'other_seeds': '; '.join(
+            f"the same recipe trained with seed {k} (other initial weights and patches; the same folds and patients): "
+            f"whole tumour Dice {ms(o, 'dice')}, model - floor {interval(paired_comparison(floor, o, 'dice'))} "
+            f"(p {p_text(paired_comparison(floor, o, 'dice')['p_value'])}), seed {k} - seed 0 {interval(paired_comparison(rows, o, 'dice'))} "
+            f"(p {p_text(paired_comparison(rows, o, 'dice')['p_value'])}): the figures above are one seed's" for k, o in other_seeds(name).items())}
+           if other_seeds(name) else {}),
         figures=dict(patients=len(ids), folds=folds,
                      **{f"{region_key('dice', g)}_mean": round(float(np.mean([r[region_key('dice', g)] for r in rows])), 4) for g in cfg.regions},
                      **{f"{region_key('dice', g)}_std": round(float(np.std([r[region_key('dice', g)] for r in rows], ddof=1)), 4) for g in cfg.regions},
@@ -191,7 +183,6 @@ def report(name: str) -> str:
     from brats_ssl.evaluate import read_rows, region_key
     from brats_ssl.stats import paired_comparison
     rows, floor = cv_rows(name), floor_rows()
-    keep, seeds = HERE/MODELS[name]['keep'], MODELS[name]['seeds']
     regions = [g for g in ('wt', 'tc', 'et') if rows and rows[0].get(region_key('dice', g)) is not None]
     head = (['fold, test patients', 'checkpoint (validation Dice)'] + [f"model Dice {g.upper()}" for g in regions]
             + ['floor Dice WT', 'model HD95 WT (mm)', 'floor HD95 WT (mm)'])
@@ -202,26 +193,24 @@ def report(name: str) -> str:
                                   + [mean_std([r['dice'] for r in fl]), mean_std([r['hd95'] for r in rs], 2), mean_std([r['hd95'] for r in fl], 2)]) + ' |')
     for k in sorted({r['fold'] for r in rows}):
         rs = [r for r in rows if r['fold'] == k]
+        val = list(csv.DictReader(open(HERE/MODELS[name]['keep']/f"fold{k}_val.csv")))
         score = lambda v: max(float(v['val_dice']), float(v['val_dice_largest']))     # the better post-processing's
-        chosen = []
-        for s in seeds:                                                              # each seed's run: its chosen checkpoint
-            best = max(csv.DictReader(open(keep/('' if s == 0 else f'seed{s}')/f"fold{k}_val.csv")), key=score)
-            chosen.append(f"iteration {int(best['iteration']) + 1} ({score(best):.3f})")
-        lines.append(line(f"{k}, {len(rs)}", ' + '.join(chosen), rs))
+        best = max(val, key=score)
+        lines.append(line(f"{k}, {len(rs)}", f"iteration {int(best['iteration']) + 1} ({score(best):.3f})", rs))
     lines.append(line(f"all, {len(rows)}", '', rows))
     fl = list(floor.values())                                    # paired_comparison pairs by patient
     for m, unit, d in (('dice', '', 3), ('hd95', ' mm', 2)):
         c = paired_comparison(fl, rows, m)
         lines.append(f"{'' if m == 'hd95' else chr(10)}- Model - floor ({'Dice' if m == 'dice' else 'HD95'}, whole tumour, {len(rows)} patients, paired): "
                      f"{interval(c, d, unit)}, Wilcoxon p {p_text(c['p_value'])}")
-    for s in (seeds if len(seeds) > 1 else ()):                 # an ensemble against each of its seeds' runs alone
-        base = [r for f in sorted((keep/('' if s == 0 else f'seed{s}')).glob('fold*_per_case.csv')) for r in read_rows(f) if r['method'] == 'unet']
+    for k, o in other_seeds(name).items():                       # the recipe with another training seed, the same patients
         for m, unit, d in (('dice', '', 3), ('hd95', ' mm', 2)):
-            c = paired_comparison(base, rows, m)
-            lines.append(f"- Model - the runs of seed {s} alone ({'Dice' if m == 'dice' else 'HD95'}, whole tumour, paired): "
-                         f"{interval(c, d, unit)}, Wilcoxon p {p_text(c['p_value'])}")
-    plain = keep/'plain_per_case.csv'                            # the same checkpoints predicted without mirroring
-    if plain.exists() and len(seeds) == 1:
+            c = paired_comparison(rows, o, m)
+            lines.append(f"- The recipe with seed {k} ({'Dice' if m == 'dice' else 'HD95'} {mean_std([r[m] for r in o], d)}) - with seed 0 "
+                         f"(whole tumour, paired): {interval(c, d, unit)}, Wilcoxon p {p_text(c['p_value'])}; - floor: "
+                         f"{interval(paired_comparison(fl, o, m), d, unit)}, p {p_text(paired_comparison(fl, o, m)['p_value'])}")
+    plain = HERE/MODELS[name]['keep']/'plain_per_case.csv'       # the same checkpoints predicted without mirroring
+    if plain.exists():
         base = [r for r in read_rows(plain) if r['method'] == 'unet']
         for m, unit, d in (('dice', '', 3), ('hd95', ' mm', 2)):
             c = paired_comparison(base, rows, m)
@@ -298,8 +287,8 @@ def screen_ensemble(name: str, groups: list[list[Path]], keep: Path) -> str:
     (what would ship, but chosen on these very patients, which flatters each run alone more than their mean), and with
     each run's last checkpoint, which no choice touched (post-processing none): the fair comparison. Dice on the training
     grid, as validation scores. Rows kept in `keep`/ensemble_val.csv; printed: the ensemble against each member (its
-    position in the groups), paired over the run-patient pairs. Test patients are not touched."""
-    import csv, json
+    position in the groups), paired over the run-patient pairs, after each group's means. Test patients are not touched."""
+    import csv, json, numpy as np
     from brats_ssl.data import load_volumes
     from brats_ssl.infer import sliding_window
     from brats_ssl.pipeline import _ensemble_settings
@@ -325,7 +314,11 @@ def screen_ensemble(name: str, groups: list[list[Path]], keep: Path) -> str:
     with open(keep/'ensemble_val.csv', 'w', newline='') as f:
         w = csv.DictWriter(f, list(rows[0])); w.writeheader(); w.writerows(rows)
     regions = [k for k in rows[0] if k in ('wt', 'tc', 'et', 'mean')]
-    out = []
+    key = regions[-1]                                            # the whole tumour's, or the mean of the regions
+    members = sorted({r['member'] for r in rows} - {'ensemble'}) + ['ensemble']
+    out = [f"{g}, {which} checkpoints, mean {key} Dice of its validation patients: " + ', '.join(
+               f"{who} {np.mean([r[key] for r in rows if (r['run'], r['checkpoint'], r['member']) == (g, which, who)]):.3f}" for who in members)
+           for g in dict.fromkeys(r['run'] for r in rows) for which in ('last', 'best')]
     for which in ('last', 'best'):
         keyed = lambda who: [dict(r, case=f"{r['run']}:{r['case']}") for r in rows if r['member'] == who and r['checkpoint'] == which]
         for who in sorted({r['member'] for r in rows} - {'ensemble'}):
@@ -334,43 +327,6 @@ def screen_ensemble(name: str, groups: list[list[Path]], keep: Path) -> str:
                 out.append(f"{which} checkpoints: ensemble - {who} of each group alone, {k} Dice on validation patients ({c['n']} run-patient pairs): "
                            f"{c['mean_a']:.3f} -> {c['mean_b']:.3f}, {interval(c)}, Wilcoxon p {p_text(c['p_value'])}")
     return '\n'.join(out)
-
-
-def cv_ensemble(name: str, outs: list[Path], data: Path, keep: Path, device: str = 'auto') -> str:
-    """Each fold's test patients predicted by the ensemble of that fold's runs in `outs` (the cross-validation folders of
-    the seeds: `--out DIR` of each `--seed`), as `predict_dataset` predicts an ensemble (the mean of the members'
-    probabilities, the recipe's mirroring, the post-processing most members chose; a tie: none). Rows kept in
-    `keep`/ensemble_per_case.csv; printed: paired comparisons over the test patients with each seed's runs alone (the
-    kept rows: `keep`/fold*_per_case.csv for seed 0, `keep`/seed<N>/ for the others) and with the no-learning floor."""
-    import json
-    from brats_ssl.evaluate import evaluate_predictions, read_rows, write_rows, region_key
-    from brats_ssl.io import find_cases
-    from brats_ssl.pipeline import predict_dataset
-    from brats_ssl.stats import paired_comparison
-    from brats_ssl.train import load_checkpoint, TrainConfig
-    rows, seeds = [], None
-    for k in range(3):
-        runs = [r for o in outs for r in sorted((o/f'fold{k}'/'runs').glob('unet_seed*')) if (r/'checkpoint_best.pt').is_file()]
-        if len(runs) < len(outs): continue                                   # a fold that not every seed has finished
-        splits = [json.loads((r/'split.json').read_text()) for r in runs]
-        if any(sp != splits[0] for sp in splits): sys.exit(f"fold {k}: the runs {', '.join(map(str, runs))} were trained on different splits")
-        seeds = [int(r.name.removeprefix('unet_seed')) for r in runs]
-        regions = TrainConfig.from_dict(load_checkpoint(runs[0]/'checkpoint_best.pt')['config']).regions
-        pdir = outs[0]/f'fold{k}'/'predictions'/f"unet_seeds{'_'.join(map(str, seeds))}"
-        cases = [c for c in find_cases(data) if c.id in set(splits[0]['test'])]
-        predict_dataset([r/'checkpoint_best.pt' for r in runs], cases, pdir, device=device, progress=False, mirror=MODELS[name]['mirror'])
-        rows += [dict(x, method='unet', seed='+'.join(map(str, seeds)), fold=k)
-                 for x in evaluate_predictions(pdir, data, progress=False, ids=splits[0]['test'], regions=regions)]
-    if not rows: sys.exit(f"no fold has a finished run in each of {', '.join(map(str, outs))}")
-    write_rows(rows, keep/'ensemble_per_case.csv')
-    lines, floor = [], list(floor_rows().values())
-    alone = {s: [r for f in sorted((keep if s == 0 else keep/f'seed{s}').glob('fold*_per_case.csv')) for r in read_rows(f) if r['method'] == 'unet'] for s in seeds}
-    for who, base in [*((f"seed {s} alone", alone[s]) for s in seeds), ('the floor', floor)]:
-        for m, unit, d in (('dice', '', 3), ('hd95', ' mm', 2)):
-            c = paired_comparison(base, rows, m)
-            lines.append(f"ensemble - {who} (whole tumour {'Dice' if m == 'dice' else 'HD95'}, {c['n']} test patients, paired): "
-                         f"{c['mean_a']:.{d}f} -> {c['mean_b']:.{d}f}, {interval(c, d, unit)}, Wilcoxon p {p_text(c['p_value'])}")
-    return '\n'.join(lines)
 
 
 def main(argv=None) -> int:
@@ -387,8 +343,6 @@ def main(argv=None) -> int:
                     help='the same with each post-processing (the model\'s own mirroring): the choice pooled over the runs\' validation patients')
     ap.add_argument('--screen-ensemble', nargs='+', default=None, metavar='RUN:RUN',
                     help='score each group of runs (the same split, other seeds; colon-separated) on its validation patients, alone and as an ensemble')
-    ap.add_argument('--cv-ensemble', type=Path, nargs='+', default=None, metavar='DIR',
-                    help="predict each fold's test patients with the ensemble of that fold's runs in the cross-validation folders DIR (one per seed)")
     ap.add_argument('--iterations', type=int, default=None); ap.add_argument('--device', default='auto')
     ap.add_argument('--seed', type=int, default=0, help='the training seed (initial weights, patches); the patients\' split is the same for every seed')
     a = ap.parse_args(argv)
@@ -404,17 +358,13 @@ def main(argv=None) -> int:
     if a.screen_ensemble:
         print(screen_ensemble(a.model, [[Path(r) for r in g.split(':')] for g in a.screen_ensemble], keep))
         return 0
-    if a.cv_ensemble:
-        print(cv_ensemble(a.model, a.cv_ensemble, a.data, keep, a.device))
-        return 0
     for setting in ('mirror', 'postprocess'):
         if getattr(a, f'screen_{setting}'):
             print(screen(a.model, getattr(a, f'screen_{setting}'), keep, setting))
             return 0
     if a.ship:
         from brats_ssl.pipeline import ship_checkpoint, card_text, pretrained_models
-        runs = [a.out/final_run(k) for k in MODELS[a.model]['seeds']]
-        ship_checkpoint([r/'checkpoint_best.pt' for r in runs], a.model, card(a.model, runs),
+        ship_checkpoint(a.out/'unet_final'/'checkpoint_best.pt', a.model, card(a.model, a.out/'unet_final'),
                         mirror=MODELS[a.model]['mirror'])
         print(card_text(pretrained_models()[a.model]))
         return 0
