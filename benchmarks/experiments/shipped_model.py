@@ -131,6 +131,12 @@ def card(name: str, run: Path) -> dict:
                  'below the no-learning floor in whole-tumour Dice on patients it never saw (the interval excludes 0)' if diff['dice']['ci_high'] < 0 else
                  f"{'above' if diff['dice']['mean_diff'] > 0 else 'below'} the no-learning floor in whole-tumour Dice on average only: the "
                  "interval includes 0, so on new patients it may do no better than a tuned FLAIR threshold")
+    seeds = other_seeds(name)
+    def seed_text(k, o):
+        f, s = paired_comparison(floor, o, 'dice'), paired_comparison(rows, o, 'dice')
+        return (f"the same recipe trained with seed {k} (other initial weights and patches; the same folds and patients): "
+                f"whole tumour Dice {ms(o, 'dice')}, model - floor {interval(f)} (p {p_text(f['p_value'])}), "
+                f"seed {k} - seed 0 {interval(s)} (p {p_text(s['p_value'])}): the figures above are one seed's")
     hd_word = ('better than it in HD95' if diff['hd95']['ci_high'] < 0 else 'worse than it in HD95' if diff['hd95']['ci_low'] > 0 else 'level with it in HD95')
     mods = ', '.join(dict(flair='FLAIR', t1='T1', t1ce='T1ce', t2='T2')[m] for m in cfg.modalities)
     outs = ', '.join(names[g] for g in cfg.regions)
@@ -155,12 +161,7 @@ def card(name: str, run: Path) -> dict:
                  f"python benchmarks/experiments/shipped_model.py --model {name} --out /tmp/{name}_final --ship"),
         cross_validation=cv,
         against_the_floor=f"{dice_word}; {hd_word}",
-        **({'other_seeds': '; '.join(
-            f"the same recipe trained with seed {k} (other initial weights and patches; the same folds and patients): "
-            f"whole tumour Dice {ms(o, 'dice')}, model - floor {interval(paired_comparison(floor, o, 'dice'))} "
-            f"(p {p_text(paired_comparison(floor, o, 'dice')['p_value'])}), seed {k} - seed 0 {interval(paired_comparison(rows, o, 'dice'))} "
-            f"(p {p_text(paired_comparison(rows, o, 'dice')['p_value'])}): the figures above are one seed's" for k, o in other_seeds(name).items())}
-           if other_seeds(name) else {}),
+        **({'other_seeds': '; '.join(seed_text(k, o) for k, o in seeds.items())} if seeds else {}),
         figures=dict(patients=len(ids), folds=folds,
                      **{f"{region_key('dice', g)}_mean": round(float(np.mean([r[region_key('dice', g)] for r in rows])), 4) for g in cfg.regions},
                      **{f"{region_key('dice', g)}_std": round(float(np.std([r[region_key('dice', g)] for r in rows], ddof=1)), 4) for g in cfg.regions},
@@ -205,10 +206,10 @@ def report(name: str) -> str:
                      f"{interval(c, d, unit)}, Wilcoxon p {p_text(c['p_value'])}")
     for k, o in other_seeds(name).items():                       # the recipe with another training seed, the same patients
         for m, unit, d in (('dice', '', 3), ('hd95', ' mm', 2)):
-            c = paired_comparison(rows, o, m)
+            c, f = paired_comparison(rows, o, m), paired_comparison(fl, o, m)
             lines.append(f"- The recipe with seed {k} ({'Dice' if m == 'dice' else 'HD95'} {mean_std([r[m] for r in o], d)}) - with seed 0 "
                          f"(whole tumour, paired): {interval(c, d, unit)}, Wilcoxon p {p_text(c['p_value'])}; - floor: "
-                         f"{interval(paired_comparison(fl, o, m), d, unit)}, p {p_text(paired_comparison(fl, o, m)['p_value'])}")
+                         f"{interval(f, d, unit)}, p {p_text(f['p_value'])}")
     plain = HERE/MODELS[name]['keep']/'plain_per_case.csv'       # the same checkpoints predicted without mirroring
     if plain.exists():
         base = [r for r in read_rows(plain) if r['method'] == 'unet']
@@ -227,6 +228,16 @@ def report(name: str) -> str:
             c = paired_comparison(base, rows, region_key('dice', g))
             lines.append(f"- Model - the cpu-3mm budget's UNet3D ({g.upper()} Dice, paired): {interval(c)}, Wilcoxon p {p_text(c['p_value'])}")
     return '\n'.join(lines)
+
+
+def prep_of(run: Path) -> Path:
+    "The preprocessed cases a run folder was trained on: reproduce's out/prep, or --final's."
+    return next(p/'prep' for p in run.parents if (p/'prep').is_dir())
+
+
+def run_label(run: Path) -> str:
+    "A run folder's name in the screens' rows: its fold (fold*/runs/unet_seed*), or 'final'."
+    return run.parents[1].name if run.parent.name == 'runs' else 'final'
 
 
 def region_dice(prob, y, regions, post: str) -> dict:
@@ -254,7 +265,7 @@ def screen(name: str, runs: list[Path], keep: Path, setting: str = 'mirror') -> 
     from brats_ssl.train import load_checkpoint, model_from_checkpoint, TrainConfig
     rows = []
     for run in runs:
-        prep = next(p/'prep' for p in run.parents if (p/'prep').is_dir())        # reproduce's out/prep, or --final's
+        prep = prep_of(run)
         st = load_checkpoint(run/'checkpoint_best.pt')
         cfg, post, model = TrainConfig.from_dict(st['config']), st.get('postprocess', 'none'), model_from_checkpoint(st)
         ways = ([(m, post) for m in (False, True)] if setting == 'mirror' else [(MODELS[name]['mirror'], p) for p in POSTPROCESS])
@@ -264,7 +275,7 @@ def screen(name: str, runs: list[Path], keep: Path, setting: str = 'mirror') -> 
                 pr = sliding_window(model, x, cfg.patch, 0.5, mirror=mirror)
                 for pp in [p for m, p in ways if m == mirror]:
                     rows.append(dict(**({'chosen': pp == post} if setting == 'postprocess' else {}),
-                                     run=run.parents[1].name if run.parent.name == 'runs' else 'final', iteration=st['iteration'],
+                                     run=run_label(run), iteration=st['iteration'],
                                      postprocess=pp, case=case, mirror=mirror, **region_dice(pr, y, cfg.regions, pp)))
     with open(keep/f'{setting}_val.csv', 'w', newline='') as f:
         w = csv.DictWriter(f, list(rows[0])); w.writeheader(); w.writerows(rows)
@@ -298,8 +309,7 @@ def screen_ensemble(name: str, groups: list[list[Path]], keep: Path) -> str:
     for runs in groups:
         splits = [json.loads((r/'split.json').read_text()) for r in runs]
         if any(sp != splits[0] for sp in splits): sys.exit(f"{', '.join(map(str, runs))}: the runs were trained on different splits")
-        prep = next(q/'prep' for q in runs[0].parents if (q/'prep').is_dir())
-        label = runs[0].parents[1].name if runs[0].parent.name == 'runs' else 'final'
+        prep, label = prep_of(runs[0]), run_label(runs[0])
         for which in ('best', 'last'):
             states = [load_checkpoint(r/f'checkpoint_{which}.pt') for r in runs]
             cfgs, models = [TrainConfig.from_dict(st['config']) for st in states], [model_from_checkpoint(st) for st in states]
@@ -321,7 +331,7 @@ def screen_ensemble(name: str, groups: list[list[Path]], keep: Path) -> str:
            for g in dict.fromkeys(r['run'] for r in rows) for which in ('last', 'best')]
     for which in ('last', 'best'):
         keyed = lambda who: [dict(r, case=f"{r['run']}:{r['case']}") for r in rows if r['member'] == who and r['checkpoint'] == which]
-        for who in sorted({r['member'] for r in rows} - {'ensemble'}):
+        for who in members[:-1]:
             for k in regions:
                 c = paired_comparison(keyed(who), keyed('ensemble'), k)
                 out.append(f"{which} checkpoints: ensemble - {who} of each group alone, {k} Dice on validation patients ({c['n']} run-patient pairs): "
