@@ -7,7 +7,7 @@ from __future__ import annotations
 import argparse, json, logging, os, sys, traceback, warnings
 from dataclasses import fields
 from pathlib import Path
-from .io import BratsError, BratsWarning
+from .io import BratsError, BratsWarning, stated_labels
 
 # %% auto #0
 __all__ = ['parser', 'main']
@@ -21,7 +21,7 @@ def _cmd_phantom(a):
 # %% ../nbs/13_cli.ipynb #74f3e0ba
 def _cmd_preprocess(a):
     from brats_ssl.preprocess import preprocess_dataset
-    ids = preprocess_dataset(a.data, a.out, spacing=a.spacing, margin=a.margin, workers=a.workers, modalities=a.modalities, regions=a.regions)
+    ids = preprocess_dataset(a.data, a.out, spacing=a.spacing, margin=a.margin, workers=a.workers, modalities=a.modalities, regions=a.regions, n4=a.n4)
     print(f"{len(ids)} cases preprocessed in {a.out}")
 
 # %% ../nbs/13_cli.ipynb #66f7cd8f
@@ -90,7 +90,7 @@ def _cmd_predict(a):
         if len(a.paths) < 3: raise BratsError("give CHECKPOINT [CHECKPOINT ...] INPUT OUT, or --pretrained NAME INPUT OUT (`brats-ssl pretrained` lists the models)")
         members, inp, out = resolve_checkpoints(a.paths[:-2], a.method), a.paths[-2], a.paths[-1]
     files = predict_dataset(members, inp, out, overlap=a.overlap, uncertainty=a.uncertainty, device=a.device,
-                            mirror=a.mirror, overwrite=a.overwrite)
+                            mirror=a.mirror, overwrite=a.overwrite, postprocess=a.postprocess, n4=a.n4)
     print(f"{len(files)} predictions in {out}" + (f" (ensemble of {len(members)} checkpoints)" if len(members) > 1 and not a.pretrained else '')
           + (f" by the pretrained model {a.pretrained} (not for clinical use)" if a.pretrained else ''))
 
@@ -143,6 +143,13 @@ _DATA_HELP = ("DATA: a folder in any BraTS layout (2012-2022 and Kaggle <case>_f
               "nnU-Net's dataset.json folders) or a CSV manifest with the columns case, flair, t1, t1ce, t2, seg, labels "
               "(paths relative to the CSV; labels: brats, brats2023 or brats-ped).")
 
+def _labels_option(s):
+    "`--labels NAME`: the label convention of every case found, over what the layout says (see `find_cases`)."
+    from brats_ssl.io import LABEL_CONVENTIONS
+    s.add_argument('--labels', choices=list(LABEL_CONVENTIONS), default=None, help="the label convention of every case, over "
+                   "what the layout says: brats (2012-2022), brats2023 (2023+; BraTS-PEDs 2023), brats-ped (BraTS-PEDs 2024). "
+                   "BraTS-PED-* cases need it: both releases use the same file names")
+
 def parser() -> argparse.ArgumentParser:
     "The argument parser of `brats-ssl`."
     p = argparse.ArgumentParser('brats-ssl', description='Semi-supervised brain-tumour segmentation on BraTS FLAIR: UNet3D, Mean Teacher, UAMT.',
@@ -164,7 +171,8 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument('--spacing', type=float, default=None, help='resample to this isotropic spacing (mm)')
     s.add_argument('--margin', type=int, default=4, help='voxels kept around the brain')
     s.add_argument('--workers', type=int, default=None, help='processes (default: all cores)')
-    _input_output_option(s, 'modalities', default=('flair',)); _input_output_option(s, 'regions', default=('wt',))
+    s.add_argument('--n4', action='store_true', help='N4 bias-field correction of every modality before the z-score (a few seconds a modality; default: off, as the paper)')
+    _input_output_option(s, 'modalities', default=('flair',)); _input_output_option(s, 'regions', default=('wt',)); _labels_option(s)
     s.set_defaults(func=_cmd_preprocess)
     from brats_ssl.methods import METHODS
     from brats_ssl.pipeline import BUDGETS
@@ -191,8 +199,13 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument('--overlap', type=float, default=0.5); s.add_argument('--uncertainty', action='store_true', help='also write <case>_uncertainty.nii.gz (entropy, nats)')
     s.add_argument('--mirror', action=argparse.BooleanOptionalAction, default=None, help='average over the 8 flips of the three axes (8x the work; '
                    'see 07_infer); default: the checkpoint\'s own setting, on for a shipped model whose card says so, else off')
+    s.add_argument('--postprocess', choices=('none', 'small', 'largest'), default=None, help="none: the mask as predicted; small: components "
+                   "under 0.1 mL removed (every lesion kept); largest: the largest component only (deletes every other lesion); "
+                   "default: the checkpoint's own rule, which its card names")
+    s.add_argument('--n4', action=argparse.BooleanOptionalAction, default=None, help="N4 bias-field correction of the input "
+                   "before preprocessing; default: the checkpoint's own setting (its card says)")
     s.add_argument('--overwrite', action='store_true', help='replace files in OUT that predictions.json does not show to come from this checkpoint and these settings (default: refuse)')
-    s.add_argument('--device', default='auto')
+    s.add_argument('--device', default='auto'); _labels_option(s)
     s.set_defaults(func=_cmd_predict)
     s = sub.add_parser('pretrained', help='list the models shipped in the package, with their cards', description='The models '
                        'shipped in the package (`brats-ssl predict --pretrained NAME INPUT OUT`), each with its card: training data, '
@@ -211,7 +224,7 @@ def parser() -> argparse.ArgumentParser:
     s.set_defaults(func=_cmd_export)
     s = sub.add_parser('evaluate', help='Dice, RAVD, HD95, ASD of predictions', description='Compare PRED/<case>_pred.nii.gz with the whole tumour of the labels in DATA, read in their own convention. ' + _DATA_HELP)
     s.add_argument('pred'); s.add_argument('data'); s.add_argument('--out', help='write the per-case table as CSV')
-    _input_output_option(s, 'regions', default=('wt',))
+    _input_output_option(s, 'regions', default=('wt',)); _labels_option(s)
     s.set_defaults(func=_cmd_evaluate)
     s = sub.add_parser('reproduce', help='the whole comparison (Table 1 and figures)', description='Synthetic data (or --data), preprocessing, the three methods, predictions, Table 1 and figures. A rerun into the same --out continues the same experiment (after an interruption, say); one with another budget, setting or data folder is refused.')
     s.add_argument('--out', default='brats_ssl_reproduce'); s.add_argument('--data', default=None, help='a BraTS folder in any layout, or a CSV manifest (default: synthetic cases)')
@@ -221,7 +234,7 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument('--folds', type=int, default=None, help="cross-validation: every labelled case a test case once (default: the budget's)")
     s.add_argument('--fold', type=int, nargs='+', default=None, help='run only these folds of the cross-validation (e.g. one per machine); default: all')
     s.add_argument('--spacing', type=float, default=None, help="the grid in mm (default: the budget's; with --regions wt tc et, 2 mm was chosen on validation patients for cpu-3mm's data)")
-    s.add_argument('--device', default='auto')
+    s.add_argument('--device', default='auto'); _labels_option(s)
     _train_options(s, skip=('method', 'seed', 'device'), budget=True)
     s.set_defaults(func=_cmd_reproduce)
     s = sub.add_parser('ablate', help='does unlabelled data help? the ablation', description="Run the budget's ablation settings "
@@ -230,7 +243,7 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument('--data', required=True, help='a BraTS folder'); s.add_argument('--out', default='brats_ssl_ablation')
     s.add_argument('--budget', choices=list(ABLATIONS), default='cpu-3mm')
     s.add_argument('--only', nargs='+', default=None, help='the settings to run now (default: all)')
-    s.add_argument('--device', default='auto')
+    s.add_argument('--device', default='auto'); _labels_option(s)
     s.set_defaults(func=_cmd_ablate)
     return p
 
@@ -251,7 +264,7 @@ def main(argv=None) -> int:
         warnings.simplefilter('always', BratsWarning)    # what is left out is told even under PYTHONWARNINGS=ignore
         warnings.showwarning = show
         try:
-            a.func(a)
+            with stated_labels(getattr(a, 'labels', None)): a.func(a)   # --labels: every find_cases of the command
         except BratsError as e:
             if a.debug: traceback.print_exc()
             print(f"brats-ssl {a.command}: error: {e}", file=sys.stderr)

@@ -11,15 +11,16 @@ import torch
 import torch.nn.functional as F
 from scipy import ndimage as ndi
 from .preprocess import Preprocessed
-from .io import REGIONS
+from .io import BratsError, REGIONS
 from .losses import entropy_uncertainty
 from .models import UNet3D
 from .scale import heap_release
 
 # %% auto #0
-__all__ = ['MAX_WINDOW_VOXELS', 'SLAB', 'SLAB_MIN_VOXELS', 'MIRRORS', 'POSTPROCESS', 'window_starts', 'inference_window',
-           'fuse_batchnorm', 'slab_forward', 'sliding_window', 'largest_component', 'postprocess', 'entropy_map',
-           'region_probabilities', 'predict_case']
+__all__ = ['MAX_WINDOW_VOXELS', 'SLAB', 'SLAB_MIN_VOXELS', 'MIRRORS', 'POSTPROCESS', 'SMALL_COMPONENT_ML', 'POSTPROCESS_RULES',
+           'window_starts', 'inference_window', 'fuse_batchnorm', 'slab_forward', 'sliding_window', 'largest_component',
+           'remove_small_components', 'postprocess', 'postprocess_levels', 'entropy_map', 'region_probabilities',
+           'predict_case']
 
 # %% ../nbs/07_infer.ipynb #546510e0
 def _check_overlap(overlap: float) -> None:
@@ -163,7 +164,9 @@ def _windows(model, x, patch, overlap, batch, device, amp, max_voxels, mirror, s
     return (acc / cnt)[:, :shape[0], :shape[1], :shape[2]].cpu()
 
 # %% ../nbs/07_infer.ipynb #3ab2da3d
-POSTPROCESS = ('none', 'largest')
+POSTPROCESS = ('none', 'largest')             # the rules `train` measures on its validation cases (one is stored in the checkpoint)
+SMALL_COMPONENT_ML = 0.1                      # 'small' removes components under 0.1 mL (100 mm^3: a ball 5.8 mm across)
+POSTPROCESS_RULES = ('none', 'small', 'largest')   # every rule `postprocess` applies, by name
 
 def largest_component(mask: np.ndarray, connectivity: int = 6) -> np.ndarray:
     "The largest `connectivity` (6, 18 or 26) connected component of a 3D boolean mask (the mask itself when it has at most one)."
@@ -172,12 +175,33 @@ def largest_component(mask: np.ndarray, connectivity: int = 6) -> np.ndarray:
     if n <= 1: return np.asarray(mask, bool)
     return lab == (np.argmax(np.bincount(lab.ravel())[1:]) + 1)
 
+# %% ../nbs/07_infer.ipynb #b031b662
+def remove_small_components(mask: np.ndarray, spacing, min_ml: float = SMALL_COMPONENT_ML, connectivity: int = 6) -> np.ndarray:
+    """The face-connected (`connectivity` 6, 18 or 26) components of the 3D boolean `mask` whose volume is at least
+    `min_ml` millilitres; `spacing`: the voxel size in mm (three numbers, in any axis order: only their product counts)."""
+    if connectivity not in (6, 18, 26): raise ValueError(f"connectivity must be 6, 18 or 26, not {connectivity!r}")
+    lab, n = ndi.label(mask, structure=ndi.generate_binary_structure(3, {6: 1, 18: 2, 26: 3}[connectivity]))
+    if n == 0: return np.asarray(mask, bool)
+    ml = np.bincount(lab.ravel()) * float(np.prod(spacing)) / 1000
+    keep = ml >= min_ml; keep[0] = False
+    return keep[lab]
+
 # %% ../nbs/07_infer.ipynb #5c66222a
-def postprocess(mask: np.ndarray, mode: str = 'none') -> np.ndarray:
-    "A boolean mask post-processed by `mode`: 'none' (unchanged) or 'largest' (largest face-connected component)."
-    if mode not in POSTPROCESS: raise ValueError(f"unknown post-processing {mode!r}: choose one of {', '.join(POSTPROCESS)}")
+def postprocess(mask: np.ndarray, mode: str = 'none', spacing=None) -> np.ndarray:
+    """A boolean mask post-processed by `mode`: 'none' (unchanged), 'small' (components under `SMALL_COMPONENT_ML`
+    removed; `spacing`, the voxel size in mm, is then needed) or 'largest' (the largest face-connected component)."""
+    if mode not in POSTPROCESS_RULES: raise ValueError(f"unknown post-processing {mode!r}: choose one of {', '.join(POSTPROCESS_RULES)}")
     m = np.asarray(mask, bool)
+    if mode == 'small':
+        if spacing is None: raise ValueError("post-processing 'small' needs the voxel spacing (mm) to measure volumes")
+        return remove_small_components(m, spacing)
     return largest_component(m) if mode == 'largest' else m
+
+# %% ../nbs/07_infer.ipynb #6f796711
+def postprocess_levels(levels: np.ndarray, mode: str = 'none', spacing=None) -> np.ndarray:
+    "The level map (uint8: 0 none, 1 and up tumour) with `postprocess(levels > 0, mode, spacing)` applied to its whole tumour."
+    levels = np.asarray(levels)
+    return (levels * postprocess(levels > 0, mode, spacing)).astype(np.uint8)
 
 # %% ../nbs/07_infer.ipynb #22829ffe
 def entropy_map(probs: torch.Tensor) -> np.ndarray:
@@ -197,9 +221,7 @@ def region_probabilities(probs: torch.Tensor) -> torch.Tensor:
 def _predict_levels(pre: Preprocessed, rp: torch.Tensor, uncertainty: bool, post: str) -> tuple[sitk.Image, dict | None]:
     "The level map on the original grid from the region probabilities `rp` (3, D, H, W), and the per-region uncertainty maps."
     restored = [sitk.GetArrayFromImage(pre.restore(r.numpy().astype(np.float32), sitk.sitkLinear)) for r in rp]
-    masks = [r > 0.5 for r in restored]
-    keep = postprocess(masks[0], post)
-    levels = sum((m & keep).astype(np.uint8) for m in masks).astype(np.uint8)
+    levels = postprocess_levels(sum((r > 0.5).astype(np.uint8) for r in restored), post, pre.source.spacing)
     unc = None
     if uncertainty:
         unc = {k: pre.source.image(entropy_map(torch.stack([1 - torch.from_numpy(r), torch.from_numpy(r)]).clamp(0, 1)))
@@ -211,7 +233,7 @@ def _predict_levels(pre: Preprocessed, rp: torch.Tensor, uncertainty: bool, post
 def predict_case(model, pre: Preprocessed, patch, overlap: float = 0.5, batch: int = 2, device=None,
                  amp: bool = False, uncertainty: bool = False, post: str = 'none', mirror: bool = False) -> tuple[sitk.Image, sitk.Image | dict | None]:
     """The uint8 whole-tumour mask of a preprocessed case on its original grid (tumour probability restored linearly,
-    > 0.5, then `postprocess(mask, post)`), and optionally the float32 uncertainty map. `mirror`: see `sliding_window`.
+    > 0.5, then `postprocess_levels(mask, post, spacing)`), and optionally the float32 uncertainty map. `mirror`: see `sliding_window`.
     `model` may be a list of networks, an ensemble: their class probabilities are averaged before the threshold, the
     post-processing and the uncertainty (the entropy of the mean); `patch` is then one window size or a list, one each.
     A network of the regions' four classes gives the level map instead (0 none, 1 oedema, 2 core, 3 enhancing: each
@@ -228,6 +250,6 @@ def predict_case(model, pre: Preprocessed, patch, overlap: float = 0.5, batch: i
         if len(models) > 1: probs /= len(models)
         if probs.shape[0] == 4: return _predict_levels(pre, region_probabilities(probs), uncertainty, post)
         fg = pre.restore(probs[1:].sum(0).numpy().astype(np.float32), sitk.sitkLinear)
-        mask = pre.source.image(postprocess(sitk.GetArrayViewFromImage(fg) > 0.5, post).astype(np.uint8))
+        mask = pre.source.image(postprocess_levels(sitk.GetArrayViewFromImage(fg) > 0.5, post, pre.source.spacing))
         unc = pre.restore(entropy_map(probs), sitk.sitkLinear) if uncertainty else None
     return mask, unc

@@ -4,8 +4,8 @@
 
 # %% ../nbs/00_io.ipynb #51716975
 from __future__ import annotations
-import contextlib, csv, gzip, json, logging, os, re, struct, tempfile, warnings, zlib
-from dataclasses import dataclass, field
+import contextlib, contextvars, csv, gzip, json, logging, os, re, struct, tempfile, warnings, zlib
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 import numpy as np
 import SimpleITK as sitk
@@ -13,9 +13,9 @@ import SimpleITK as sitk
 # %% auto #0
 __all__ = ['MODALITIES', 'MODALITY_NAMES', 'LABEL_CONVENTIONS', 'LAYOUTS', 'MANIFEST_COLUMNS', 'REGIONS', 'REGION_NAMES',
            'BratsError', 'BratsWarning', 'LabelConvention', 'label_convention', 'conventions_table', 'Case',
-           'describe_cases', 'find_cases', 'default_data_dir', 'Geometry', 'read_image', 'check_label_values',
-           'tumour_mask', 'sub_region', 'region_levels', 'region_mask', 'level_labels', 'read_case', 'read_modality',
-           'atomic_path', 'write_image', 'write_text', 'write_json']
+           'describe_cases', 'find_cases', 'stated_labels', 'default_data_dir', 'Geometry', 'read_image',
+           'check_label_values', 'tumour_mask', 'sub_region', 'region_levels', 'region_mask', 'level_labels',
+           'read_case', 'read_modality', 'atomic_path', 'write_image', 'write_text', 'write_json']
 
 # %% ../nbs/00_io.ipynb #b7eb6bc0
 class BratsError(Exception):
@@ -31,11 +31,14 @@ MODALITY_NAMES = dict(flair='FLAIR', t1='T1', t1ce='T1ce', t2='T2')
 @dataclass(frozen=True)
 class LabelConvention:
     """What the values of a label file mean: `names`, pairs (value, sub-region) for every value above 0 that a release
-    uses; `tumour`, the values that count as tumour (their union is the whole tumour); `source`, where it is written."""
+    uses; `tumour`, the values that count as tumour (their union is the whole tumour); `source`, where it is written.
+    `unknown`, set where the files cannot tell which convention they follow: then using it is a `BratsError` with this
+    message (which says how to state the convention)."""
     name: str
     names: tuple
     tumour: tuple
     source: str = ''
+    unknown: str = field(default='', repr=False)
 
     @property
     def values(self) -> tuple:
@@ -55,16 +58,19 @@ LABEL_CONVENTIONS = {c.name: c for c in (
                     'BraTS 2012-2022: Menze et al. 2015, IEEE TMI 34(10):1993; Bakas et al. 2017, Sci Data 4:170117; Bakas et al. 2018, arXiv:1811.02629'),
     LabelConvention('brats2023', ((1, 'non-enhancing tumour core (NETC)'), (2, 'surrounding non-enhancing FLAIR hyperintensity (SNFH, oedema)'),
                                   (3, 'enhancing tumour (ET)'), (4, 'resection cavity (RC; 2024 post-treatment glioma): not tumour')), (1, 2, 3),
-                    'BraTS 2023+ GLI, MEN, MET, SSA, GoAT: Baid et al. 2021, arXiv:2107.02314; BraTS 2024 post-treatment glioma: de Verdier et al. 2024, arXiv:2405.18368'),
+                    'BraTS 2023+ GLI, MEN, MET, SSA, GoAT and BraTS-PEDs 2023: Baid et al. 2021, arXiv:2107.02314; BraTS 2024 post-treatment glioma: de Verdier et al. 2024, arXiv:2405.18368'),
     LabelConvention('brats-ped', ((1, 'enhancing tumour (ET)'), (2, 'non-enhancing tumour (NET)'), (3, 'cystic component (CC)'),
                                   (4, 'peritumoral oedema (ED)')), (1, 2, 3, 4),
-                    'BraTS-PEDs 2024: Kazerooni et al. 2024, arXiv:2404.15009 (BraTS-PEDs 2023 used the adult 1-3 labels: every value is tumour in both)'),
+                    'BraTS-PEDs 2024: Kazerooni et al. 2024, arXiv:2404.15009 (BraTS-PEDs 2023, same file names, used the adult labels: brats2023)'),
 )}
 
 def label_convention(labels) -> LabelConvention:
-    "The `LabelConvention` named `labels` (a key of `LABEL_CONVENTIONS`), or `labels` itself; None: 'brats'."
+    """The `LabelConvention` named `labels` (a key of `LABEL_CONVENTIONS`), or `labels` itself; None: 'brats'.
+    `BratsError` for one whose values are unknown."""
     if labels is None: return LABEL_CONVENTIONS['brats']
-    if isinstance(labels, LabelConvention): return labels
+    if isinstance(labels, LabelConvention):
+        if labels.unknown: raise BratsError(labels.unknown)
+        return labels
     if labels not in LABEL_CONVENTIONS:
         raise BratsError(f"unknown label convention {labels!r}: choose one of {', '.join(LABEL_CONVENTIONS)}")
     return LABEL_CONVENTIONS[labels]
@@ -128,6 +134,13 @@ LAYOUTS = dict(brats='BraTS 2012-2022 / Kaggle layout (<case>/<case>_flair.nii.g
 _FILE_NAMES = dict(brats=dict(flair='_flair', t1='_t1', t1ce='_t1ce', t2='_t2', seg='_seg'),
                    brats2023=dict(flair='-t2f', t1='-t1n', t1ce='-t1c', t2='-t2w', seg='-seg'))
 
+def _ped_labels(cid: str, path: Path) -> LabelConvention:
+    "The convention of the paediatric case `cid` (file `path`) before it is stated: unknown, naming both choices."
+    return LabelConvention('brats2023 or brats-ped', (), (), unknown=(
+        f"{path}: case {cid} is a BraTS-PEDs case, and the two releases with these file names number their labels "
+        "differently (BraTS-PEDs 2023: 1 NETC, 2 SNFH, 3 ET; BraTS-PEDs 2024: 1 ET, 2 NET, 3 CC, 4 ED). State which: "
+        "--labels brats2023 for BraTS-PEDs 2023, --labels brats-ped for BraTS-PEDs 2024 (in Python: find_cases(..., labels=...))"))
+
 def _folder_cases(d: Path, nii: list[str]) -> tuple[list[Case], list[str]]:
     "The cases of one folder in either BraTS layout, and the NIfTI files there that no case uses."
     have, cases, used = set(nii), [], set()
@@ -138,27 +151,74 @@ def _folder_cases(d: Path, nii: list[str]) -> tuple[list[Case], list[str]]:
             cid = stem[:-len(names['flair'])]
             files = {m: next((d/f"{cid}{suf}{s}" for s in _SUFFIXES if f"{cid}{suf}{s}" in have), None) for m, suf in names.items()}
             used |= {p.name for p in files.values() if p is not None}
-            labels = 'brats' if layout == 'brats' else 'brats-ped' if '-PED-' in cid.upper() else 'brats2023'
-            cases.append(Case(cid, labels=LABEL_CONVENTIONS[labels], layout=layout, **files))
+            labels = (LABEL_CONVENTIONS[layout] if layout == 'brats' or '-PED-' not in cid.upper()
+                      else _ped_labels(cid, files['seg'] or files['flair']))
+            cases.append(Case(cid, labels=labels, layout=layout, **files))
     return cases, [fn for fn in nii if fn not in used]
+
+# %% ../nbs/00_io.ipynb #02b533a7
+_PLACES = dict(wt='the whole tumour (it holds every other region)', tc='the tumour core (between the whole tumour and the innermost region)',
+               et='the enhancing tumour (the innermost region)', inner='the tumour core or the enhancing tumour (it lies inside another region)')
+_NAMED = dict(wt='the whole tumour', tc='the tumour core', et='the enhancing tumour', oedema='oedema')
+_LEVEL_NAMES = dict(wt='oedema (whole tumour only)', tc='non-enhancing tumour core (tumour core only)', et='enhancing tumour')
+
+def _region_kind(name: str) -> str | None:
+    "What the name of a list of values says it is: 'wt', 'tc', 'et', 'oedema', or None when it does not tell."
+    n = re.sub('[^a-z]+', ' ', name.lower())
+    n = ' '.join(n.replace('non enhancing', ' ').replace('nonenhancing', ' ').split())
+    if any(k in n for k in ('oedema', 'edema', 'snfh')): return 'oedema'
+    if re.search(r'\b(whole|complete)\b', n) or n == 'wt': return 'wt'
+    if 'enhancing' in n or n == 'et': return 'et'
+    if re.search(r'\bcore\b', n) or n == 'tc': return 'tc'
+    return None
+
+def _region_names(regions: dict, js: Path) -> dict:
+    """{value: sub-region name} of nnU-Net's region-style labels `regions` ({name: values}): the lists nest, the largest
+    is the whole tumour, the smallest the enhancing tumour, one between them the core (with two, the inner one is what its
+    name says); each value takes the innermost list holding it. `BratsError` naming `js` for lists that do not nest or
+    names that contradict their place."""
+    chain = sorted(((set(v), k) for k, v in regions.items()), key=lambda sk: -len(sk[0]))
+    for s, k in chain:
+        if not s: raise BratsError(f"{js}: the label region {k!r} lists no value")
+    for (a, ka), (b, kb) in zip(chain, chain[1:]):
+        if not b < a: raise BratsError(f"{js}: the label regions {ka!r} {sorted(a)} and {kb!r} {sorted(b)} are not nested "
+                                       f"({'the same values' if a == b else 'neither holds the other'}); region-style labels must "
+                                       "nest: the whole tumour holds the tumour core, which holds the enhancing tumour")
+    if len(chain) > 3: raise BratsError(f"{js}: {len(chain)} nested label regions ({', '.join(repr(k) for _, k in chain)}); "
+                                        "BraTS has three: whole tumour, tumour core, enhancing tumour")
+    kinds = [_region_kind(k) for _, k in chain]
+    places = ['wt', 'tc', 'et'][:len(chain)]
+    if len(chain) == 2:
+        if kinds[1] is None: raise BratsError(f"{js}: the label region {chain[1][1]!r} {sorted(chain[1][0])} lies inside {chain[0][1]!r}, "
+                                              "and its name does not say whether it is the tumour core or the enhancing tumour")
+        places[1] = kinds[1] if kinds[1] in ('tc', 'et') else 'inner'
+    for (s, k), kind, place in zip(chain, kinds, places):
+        if kind is not None and kind != place:
+            raise BratsError(f"{js}: the label region {k!r} {sorted(s)} is named like {_NAMED[kind]}, but its place among the "
+                             f"nested regions makes it {_PLACES[place]}")
+    return {x: _LEVEL_NAMES[place] for (s, _), place in zip(chain, places) for x in sorted(s)}   # inner lists come later: they win
+
+def _json_labels(meta: dict, js: Path) -> LabelConvention:
+    """The label convention a dataset.json states: the Decathlon's {"1": "edema"}, nnU-Net's {"edema": 1}, or nnU-Net's
+    regions {"whole tumor": [1, 2, 3], "tumor core": [2, 3], "enhancing tumor": [3]} (read by what they hold,
+    `_region_names`; a single value among lists is a region of one). Every value above 0 is tumour."""
+    labels = meta.get('labels') or {}
+    names, regions = {}, {}
+    for k, v in labels.items():
+        if isinstance(v, str) and str(k).isdigit(): names[int(k)] = v
+        elif isinstance(v, list) and all(isinstance(x, int) for x in v): regions[str(k)] = v
+    for k, v in labels.items():
+        if isinstance(v, int) and not isinstance(v, bool):
+            if regions and v > 0: regions[str(k)] = [v]
+            else: names[v] = str(k)
+    for x, n in _region_names(regions, js).items(): names.setdefault(x, n)
+    names.pop(0, None)
+    if not names: raise BratsError(f"{js}: its 'labels' entry names no label value above 0")
+    return LabelConvention(f"dataset.json of {js.parent.name}", tuple(sorted(names.items())), tuple(sorted(names)), str(js))
 
 # %% ../nbs/00_io.ipynb #eac73988
 _CHANNEL_NAMES = dict(flair='flair', t2flair='flair', t2f='flair', t1='t1', t1w='t1', t1n='t1', native='t1', t1gd='t1ce',
                       t1ce='t1ce', t1c='t1ce', t1wce='t1ce', t1post='t1ce', t2='t2', t2w='t2')
-
-def _json_labels(meta: dict, js: Path) -> LabelConvention:
-    """The label convention a dataset.json states: the Decathlon's {"1": "edema"} or nnU-Net's {"edema": 1} (a region, a
-    list of values, names the values no smaller entry names). Every value above 0 is tumour."""
-    names, regions = {}, []
-    for k, v in (meta.get('labels') or {}).items():
-        if isinstance(v, str) and str(k).isdigit(): names[int(k)] = v
-        elif isinstance(v, int): names[v] = str(k)
-        elif isinstance(v, list) and all(isinstance(x, int) for x in v): regions.append((len(v), str(k), v))
-    for _, k, vs in sorted(regions):
-        for x in vs: names.setdefault(x, k)
-    names.pop(0, None)
-    if not names: raise BratsError(f"{js}: its 'labels' entry names no label value above 0")
-    return LabelConvention(f"dataset.json of {js.parent.name}", tuple(sorted(names.items())), tuple(sorted(names)), str(js))
 
 def _decathlon_cases(d: Path) -> tuple[list[Case], list[str]]:
     """The cases of a Medical Segmentation Decathlon or nnU-Net raw folder `d`: `imagesTr/<id>.nii.gz` one 4-D image whose
@@ -247,18 +307,22 @@ def _manifest_cases(path: Path) -> list[Case]:
 # %% ../nbs/00_io.ipynb #c50d56d2
 _DECATHLON_DIRS = ('imagesTr', 'labelsTr', 'imagesTs', 'labelsTs')
 _announced: set = set()
+_STATED = contextvars.ContextVar('brats_ssl_stated_labels', default=None)   # `stated_labels`: the default of `find_cases`'s `labels`
 
 def describe_cases(cases: list[Case]) -> str:
     "One line: the layout of `cases` and how many there are, labelled and unlabelled."
     n, lab = len(cases), sum(c.labelled for c in cases)
     return f"{LAYOUTS[cases[0].layout]}: {n} case{'s' * (n != 1)} ({lab} labelled, {n - lab} unlabelled)"
 
-def find_cases(root) -> list[Case]:
+def find_cases(root, labels=None) -> list[Case]:
     """Every case under the folder `root` (or listed by the CSV manifest `root`), sorted by id, in whichever layout it
-    has (`LAYOUTS`). Raises `BratsError` for a missing root, no case, one id twice, or a folder mixing layouts; a
-    `BratsWarning` names each image file no case uses, with the reason. The layout found and the counts go, once per
-    folder, to the 'brats_ssl' logger (the `brats-ssl` command prints them)."""
-    root = Path(root)
+    has (`LAYOUTS`). `labels`: the label convention of every case (a key of `LABEL_CONVENTIONS`), over what the layout
+    says; None: the layout's, or the one `stated_labels` sets. Raises `BratsError` for a missing root, no case, one id
+    twice, a folder mixing layouts, or a labelled BraTS-PEDs case with no convention stated; a `BratsWarning` names each
+    image file no case uses, with the reason. The layout found and the counts go, once per folder, to the 'brats_ssl'
+    logger (the `brats-ssl` command prints them)."""
+    root, labels = Path(root), labels if labels is not None else _STATED.get()
+    conv = None if labels is None else label_convention(labels)
     if not root.exists(): raise BratsError(f"{root}: data folder does not exist")
     unused = []
     if root.is_file():
@@ -292,13 +356,24 @@ def find_cases(root) -> list[Case]:
     if not cases:
         raise BratsError(f"{root}: no BraTS case found (expected <case>/<case>_flair.nii.gz, <case>/<case>-t2f.nii.gz, or a "
                          "Decathlon folder with dataset.json)" + ''.join(f"\n  not used: {u}" for u in unused[:10]))
-    for u in unused: warnings.warn(f"not used: {u}", BratsWarning)
     cases = sorted(cases, key=lambda c: c.id)
+    if conv is not None: cases = [replace(c, labels=conv) for c in cases]
+    unknown = [c for c in cases if c.labelled and c.labels.unknown]
+    if unknown: raise BratsError(unknown[0].labels.unknown + (f" ({len(unknown) - 1} more such labelled cases)" if len(unknown) > 1 else ''))
+    for u in unused: warnings.warn(f"not used: {u}", BratsWarning)
     line = f"{root}: {describe_cases(cases)}"
     if line not in _announced:
         _announced.add(line)
         logging.getLogger('brats_ssl').info(line)
     return cases
+
+# %% ../nbs/00_io.ipynb #7788fe72
+@contextlib.contextmanager
+def stated_labels(labels=None):
+    "Within it, `find_cases` reads every case in the label convention `labels` (None: each layout's own) unless given one."
+    token = _STATED.set(None if labels is None else label_convention(labels))
+    try: yield
+    finally: _STATED.reset(token)
 
 # %% ../nbs/00_io.ipynb #f76f9165
 def default_data_dir() -> Path:

@@ -11,13 +11,13 @@ import torch
 from pathlib import Path
 from tqdm.auto import tqdm
 import SimpleITK as sitk
-from .io import BratsError, atomic_path, find_cases, read_case, read_image, tumour_mask, write_image, write_json, write_text, level_labels, region_levels, Geometry, REGION_NAMES
+from .io import BratsError, BratsWarning, atomic_path, find_cases, read_case, read_image, tumour_mask, write_image, write_json, write_text, level_labels, region_levels, Geometry, REGION_NAMES
 from .phantom import write_phantoms
 from .preprocess import preprocess_case, preprocess_dataset, _case_kwargs, check_inputs
 from .data import split_cases, cv_splits
 from .train import TrainConfig, train, load_checkpoint, save_state, model_from_checkpoint, config_differences, environment, TINY
 from .scale import resolve_device
-from .infer import predict_case
+from .infer import predict_case, postprocess_levels, POSTPROCESS_RULES
 from .evaluate import (evaluate_predictions, write_rows, summarise, write_table1, threshold_predictions,
                                 threshold_scan, PAPER_TABLE1, pred_path, region_key)
 from .stats import seed_summary, compare_methods, comparison_table
@@ -65,6 +65,20 @@ def _ensemble_settings(states: list[dict], paths: list[Path]) -> tuple[dict, str
     best = max(sorted(set(votes)), key=votes.count)
     return first, best if votes.count(best) * 2 > len(votes) or len(set(votes)) == 1 else 'none'
 
+# %% ../nbs/12_pipeline.ipynb #04366a92
+def _postprocessed(mask: sitk.Image, post: str, cid: str) -> tuple[sitk.Image, dict]:
+    """`mask` (a level map) post-processed by the rule `post` (`postprocess_levels`) and the tumour volumes before and
+    after (mL); a `BratsWarning` when the rule removed more than half of what was predicted."""
+    raw = sitk.GetArrayViewFromImage(mask)
+    kept = postprocess_levels(raw, post, mask.GetSpacing())
+    ml = float(np.prod(mask.GetSpacing())) / 1000
+    volume = dict(predicted=round(float((raw > 0).sum()) * ml, 3), kept=round(float((kept > 0).sum()) * ml, 3))
+    if volume['kept'] < volume['predicted'] / 2:
+        warnings.warn(f"{cid}: post-processing '{post}' kept {volume['kept']:.1f} of the {volume['predicted']:.1f} mL predicted: "
+                      "a lesion may have been deleted; look at the case, or predict it with `--postprocess none`", BratsWarning)
+    out = sitk.GetImageFromArray(kept); out.CopyInformation(mask)
+    return out, volume
+
 # %% ../nbs/12_pipeline.ipynb #9d017d18
 def _sha256(path) -> str:
     h = hashlib.sha256()
@@ -77,17 +91,26 @@ def _stamp(path: Path) -> list:
 
 def predict_dataset(checkpoint, data, out, overlap: float = 0.5, uncertainty: bool = False, device: str = 'auto',
                     batch: int = 2, progress: bool = True, mirror: bool | None = None, overwrite: bool = False,
-                    method: str | None = None) -> list[Path]:
+                    method: str | None = None, postprocess: str | None = None, n4: bool | None = None) -> list[Path]:
     """Predict every case of `data` with `checkpoint`; returns the prediction files. `checkpoint`: one checkpoint or
     several, an ensemble whose tumour probabilities are averaged (see `resolve_checkpoints`; `method` picks the folds'
     runs of a cross-validated `reproduce` folder). Files that `out/predictions.json` shows to come from these checkpoints
     (their SHA-256) and these settings are kept; any other existing file is an error unless `overwrite`. `mirror` None:
-    the checkpoints' own setting (on only if every one was shipped with `mirror`, see `ship_checkpoint`)."""
+    the checkpoints' own setting (on only if every one was shipped with `mirror`, see `ship_checkpoint`). `postprocess`
+    None: the checkpoints' own rule, else one of `POSTPROCESS_RULES`; `n4` None: the checkpoints' own preprocessing,
+    else N4 bias-field correction on (True) or off (False). `out/predictions.json` also records, per case, the tumour
+    volume predicted and the volume the post-processing kept (mL); a case that lost more than half of it is told with a
+    `BratsWarning` (a lesion may have been deleted)."""
     if not 0 <= overlap < 1: raise BratsError(f"overlap must be in [0, 1) (a fraction of the window shared with the next), got {overlap}")
     dev = resolve_device(device)
     paths = resolve_checkpoints(checkpoint, method)
     states = [load_checkpoint(p) for p in paths]
     params, post = _ensemble_settings(states, paths)    # post-processing: chosen on validation cases by `train`
+    if postprocess is not None:
+        if postprocess not in POSTPROCESS_RULES:
+            raise BratsError(f"unknown post-processing {postprocess!r}: choose one of {', '.join(POSTPROCESS_RULES)}")
+        post = postprocess
+    if n4 is not None: params = {**{k: v for k, v in params.items() if k != 'n4'}, **({'n4': True} if n4 else {})}
     if mirror is None: mirror = all(st.get('mirror', False) for st in states)   # a shipped model's own setting
     models = [model_from_checkpoint(st, dev) for st in states]
     cfgs = [TrainConfig.from_dict(st['config']) for st in states]
@@ -95,7 +118,7 @@ def predict_dataset(checkpoint, data, out, overlap: float = 0.5, uncertainty: bo
     out = Path(out)
     shas = [_sha256(p) for p in paths]
     made_by = dict(checkpoint_sha256=shas[0] if len(shas) == 1 else shas, overlap=overlap, mirror=mirror, postprocess=post,
-                   brats_ssl=brats_ssl.__version__)
+                   brats_ssl=brats_ssl.__version__, **({'n4': True} if params.get('n4') else {}))
     record_path = out/'predictions.json'
     try: record = json.loads(record_path.read_text()) if record_path.exists() else {}
     except ValueError: record = {}
@@ -119,7 +142,8 @@ def predict_dataset(checkpoint, data, out, overlap: float = 0.5, uncertainty: bo
     for case in tqdm(todo, desc='predict', unit='case', disable=not progress):
         try:
             pre = preprocess_case(**_case_kwargs(case, params, labelled=False))   # from the paths, so that errors name the files
-            mask, unc = predict_case(models, pre, [c.patch for c in cfgs], overlap, batch, dev, cfgs[0].amp, uncertainty, post, mirror)
+            mask, unc = predict_case(models, pre, [c.patch for c in cfgs], overlap, batch, dev, cfgs[0].amp, uncertainty, 'none', mirror)
+            mask, volume = _postprocessed(mask, post, case.id)
             if regions != ('wt',):                      # the level map written in the case's label convention
                 lab = sitk.GetImageFromArray(level_labels(sitk.GetArrayViewFromImage(mask), case.labels)); lab.CopyInformation(mask); mask = lab
         except BratsError as e:
@@ -128,7 +152,7 @@ def predict_dataset(checkpoint, data, out, overlap: float = 0.5, uncertainty: bo
         if unc is not None:
             maps = [unc] if regions == ('wt',) else [unc[r] for r in regions]
             files += [write_image(u, out/n) for u, n in zip(maps, unc_names(case.id))]
-        record[case.id] = dict(made_by=made_by, files={p.name: _stamp(p) for p in files})
+        record[case.id] = dict(made_by=made_by, files={p.name: _stamp(p) for p in files}, volume_ml=volume)
         write_json(record, record_path)
     done = [pred_path(out, c.id) for c in cases if c.id not in errors]
     if errors:
@@ -311,7 +335,7 @@ def export_onnx(checkpoint, path, opset: int = 17) -> Path:
     3D Slicer); several checkpoints (see `resolve_checkpoints`): one model that returns the mean of their probabilities,
     as `predict_dataset` computes an ensemble's. Input `image`: (B, M, D, H, W) float32, the M modalities of `brats_ssl.modalities` (FLAIR alone by
     default) preprocessed as `preprocess_case` does with the settings in the model's metadata (crop to the brain,
-    optional resampling, clip and z-score on the brain), each of D, H and W a multiple of `brats_ssl.size_multiple`;
+    N4 bias-field correction where `n4` is set, optional resampling, clip and z-score on the brain), each of D, H and W a multiple of `brats_ssl.size_multiple`;
     batch and spatial sizes are free. Output `probabilities`: (B, C, D, H, W), the softmax over `brats_ssl.classes`
     (the whole tumour's 2, or the regions' 4 levels: WT = classes 1-3, TC = 2-3, ET = 3). The metadata also give the
     training patch, the post-processing chosen on validation, whether the model's own predictions average over the 8
@@ -348,15 +372,20 @@ def export_onnx(checkpoint, path, opset: int = 17) -> Path:
 # %% ../nbs/12_pipeline.ipynb #10037177
 PRETRAINED_DIR = Path(brats_ssl.__file__).parent/'weights'
 
-def ship_checkpoint(checkpoint, name: str, card: dict, out_dir=None, mirror: bool = False) -> list[Path]:
+def ship_checkpoint(checkpoint, name: str, card: dict, out_dir=None, mirror: bool = False, postprocess: str | None = None,
+                    n4: bool = False) -> list[Path]:
     """Write `checkpoint` as the shipped model `name` in `out_dir` (default `PRETRAINED_DIR`): `name.pt`, the student's
     weights and what prediction needs (settings, preprocessing, post-processing, split), and `name.json`, the card:
     `card` with the name, the files and their SHA-256. Several checkpoints (see `resolve_checkpoints`) ship as one
     model, an ensemble: `name.1.pt`, `name.2.pt`, ..., predicted together (`predict_dataset`). `mirror`: whether
-    `predict_dataset` averages over the 8 flips unless told otherwise (a choice made on validation patients). The same
+    `predict_dataset` averages over the 8 flips unless told otherwise (a choice made on validation patients);
+    `postprocess`: the rule it applies (one of `POSTPROCESS_RULES`; None: the checkpoint's own); `n4`: whether new cases
+    are N4-corrected before the preprocessing the network was trained with (see `preprocess_case`). The same
     checkpoints always give the same bytes (`save_state`); files of an earlier model `name` that the new card does not
     list are removed. Returns the weight files."""
     srcs = resolve_checkpoints(checkpoint)
+    if postprocess is not None and postprocess not in POSTPROCESS_RULES:
+        raise BratsError(f"unknown post-processing {postprocess!r}: choose one of {', '.join(POSTPROCESS_RULES)}")
     states = [load_checkpoint(p) for p in srcs]
     _ensemble_settings(states, srcs)                      # members that could not be predicted together are refused here
     out_dir = Path(out_dir or PRETRAINED_DIR)
@@ -364,6 +393,8 @@ def ship_checkpoint(checkpoint, name: str, card: dict, out_dir=None, mirror: boo
     old = pretrained_models(out_dir).get(name, {})
     for st, path in zip(states, paths):
         slim = {k: st[k] for k in ('format', 'version', 'iteration', 'config', 'model', 'preprocess', 'postprocess', 'best_dice', 'split') if k in st}
+        if postprocess is not None: slim['postprocess'] = postprocess
+        if n4: slim['preprocess'] = dict(slim['preprocess'], n4=True)
         save_state(dict(slim, method={}, mirror=bool(mirror)), path)
     write_json(dict(card, name=name, files=[p.name for p in paths], sha256=[_sha256(p) for p in paths]), out_dir/f"{name}.json")
     for f in set(old.get('files', [])) - {p.name for p in paths}: (out_dir/f).unlink(missing_ok=True)

@@ -15,9 +15,10 @@ from .io import (BratsError, Case, Geometry, find_cases, read_image, check_label
                           MODALITIES, MODALITY_NAMES, REGIONS, region_levels)
 
 # %% auto #0
-__all__ = ['CACHE_FORMAT', 'background_value', 'brain_mask', 'check_flair', 'box_slices', 'bounding_box', 'resample', 'zscore',
-           'Preprocessed', 'check_inputs', 'preprocess_case', 'save_array', 'load_array', 'record_path',
-           'preprocess_dataset', 'load_record', 'load_arrays', 'load_case', 'list_preprocessed']
+__all__ = ['N4_ITERATIONS', 'CACHE_FORMAT', 'background_value', 'brain_mask', 'check_flair', 'box_slices', 'bounding_box',
+           'resample', 'zscore', 'n4_correct', 'Preprocessed', 'check_inputs', 'check_preprocess', 'preprocess_case',
+           'save_array', 'load_array', 'record_path', 'preprocess_dataset', 'load_record', 'load_arrays', 'load_case',
+           'list_preprocessed']
 
 # %% ../nbs/02_preprocess.ipynb #2abf394d
 def background_value(arr: np.ndarray) -> float:
@@ -79,6 +80,26 @@ def zscore(x: np.ndarray, brain: np.ndarray, what: str = 'FLAIR') -> tuple[np.nd
     z[~brain] = 0
     return z, mean, std
 
+# %% ../nbs/02_preprocess.ipynb #ab664a61
+N4_ITERATIONS = (50, 50, 30)        # fitting iterations at each of N4's three resolution levels
+
+def n4_correct(img: sitk.Image, brain: np.ndarray, shrink: int = 4, iterations=N4_ITERATIONS) -> sitk.Image:
+    """`img` (3D) divided by the smooth bias field that N4 fits on its brain voxels `brain` (a boolean array of the
+    image's shape), as float32. The field is fitted on the image shrunk `shrink` times (less for small images, so that
+    each side keeps at least 8 voxels) and evaluated on the full grid. Intensities that are not all positive on the
+    brain (an image already z-scored) are shifted to start at 1 first: N4 works on their logarithm."""
+    img = sitk.Cast(img, sitk.sitkFloat32)
+    lo = float(sitk.GetArrayViewFromImage(img)[brain].min())
+    if lo <= 0: img = img + (1.0 - lo)
+    mask = sitk.GetImageFromArray(brain.astype(np.uint8)); mask.CopyInformation(img)
+    f = max(1, min(shrink, min(img.GetSize()) // 8))
+    n4 = sitk.N4BiasFieldCorrectionImageFilter()
+    n4.SetMaximumNumberOfIterations([int(i) for i in iterations])
+    n4.Execute(sitk.Shrink(img, [f] * 3), sitk.Shrink(mask, [f] * 3))
+    out = sitk.Cast(img / sitk.Exp(n4.GetLogBiasFieldAsImage(img)), sitk.sitkFloat32)
+    if lo <= 0: out = out - (1.0 - lo)
+    return out
+
 # %% ../nbs/02_preprocess.ipynb #31b86946
 def _crop_offset(g: Geometry, s: Geometry) -> tuple[int, ...] | None:
     "The (x, y, z) index of grid `g`'s first voxel in grid `s` when `g` is a crop of `s` (same spacing and direction), else None."
@@ -134,6 +155,19 @@ def check_inputs(modalities=('flair',), regions=('wt',)) -> tuple[tuple, tuple]:
     return tuple(m for m in MODALITIES if m in modalities), regions
 
 
+# %% ../nbs/02_preprocess.ipynb #383ae7c2
+def check_preprocess(spacing=None, margin: int = 4, percentiles=(0.5, 99.5)) -> None:
+    """`BratsError` unless `spacing` is None or a finite number of mm above 0, `margin` a whole number of voxels >= 0,
+    and `percentiles` two numbers 0 <= low < high <= 100: the settings `preprocess_case` and `preprocess_dataset` take."""
+    def number(v): return isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool) and np.isfinite(v)
+    if spacing is not None and not (number(spacing) and spacing > 0):
+        raise BratsError(f"spacing must be a number of mm above 0 (or none: the images' own grid), got {spacing!r}")
+    if not (number(margin) and margin >= 0 and float(margin) == int(margin)):
+        raise BratsError(f"margin must be a whole number of voxels >= 0 around the brain, got {margin!r}")
+    p = tuple(percentiles) if isinstance(percentiles, (tuple, list, np.ndarray)) else ()
+    if not (len(p) == 2 and all(number(v) for v in p) and 0 <= p[0] < p[1] <= 100):
+        raise BratsError(f"percentiles must be two numbers 0 <= low < high <= 100 (the clipping of the brain's intensities), got {percentiles!r}")
+
 # %% ../nbs/02_preprocess.ipynb #7bd6cce6
 def _as_image(x, what, channel=None):
     if isinstance(x, sitk.Image): return x, f"<{what} image>"
@@ -156,12 +190,14 @@ def _levels_on(levels: np.ndarray, sl, crop: Geometry, spacing) -> np.ndarray:
 
 def preprocess_case(flair, seg=None, spacing: float | None = None, margin: int = 4,
                     percentiles: tuple = (0.5, 99.5), channel: int | None = None, labels=None,
-                    others: dict | None = None, regions: tuple = ('wt',)) -> Preprocessed:
+                    others: dict | None = None, regions: tuple = ('wt',), n4: bool = False) -> Preprocessed:
     """Preprocess one case. `flair`, `seg`: paths or SimpleITK images; `spacing`: optional isotropic resampling (mm);
     `channel`: FLAIR's channel when `flair` is a 4-D file; `labels`: the label convention of `seg` (see `LABEL_CONVENTIONS`;
     default 'brats'). `others`: more modalities, {'t1': path, image or (path, channel), ...}, each on FLAIR's grid,
     cropped to the same box and normalised on the same brain. `regions`: ('wt',), the label is the binary whole tumour;
-    ('wt', 'tc', 'et'), it is the level map of `region_levels` (0 none, 1 oedema, 2 core, 3 enhancing)."""
+    ('wt', 'tc', 'et'), it is the level map of `region_levels` (0 none, 1 oedema, 2 core, 3 enhancing). `n4`: each
+    modality's bias field removed (`n4_correct`, on the brain of the crop) before resampling and the z-score."""
+    check_preprocess(spacing, margin, percentiles)
     regions = check_inputs(regions=regions)[1]
     others = dict(others or {})
     bad = [m for m in others if m not in MODALITIES or m == 'flair']
@@ -182,6 +218,7 @@ def preprocess_case(flair, seg=None, spacing: float | None = None, margin: int =
     start, size = bounding_box(box, margin)
     img = sitk.Cast(sitk.RegionOfInterest(flair, size, start), sitk.sitkFloat32)
     sl = tuple(slice(s, s + n) for s, n in zip(start[::-1], size[::-1]))
+    if n4: img = n4_correct(img, brain[sl])
     crop = Geometry.of(img)
     if spacing is None:                            # the crop's grid: brain and label masks are array slices
         b = brain[sl]
@@ -200,6 +237,7 @@ def preprocess_case(flair, seg=None, spacing: float | None = None, margin: int =
     lab = None if y is None else grid.image(y.astype(np.uint8))
     info = dict(bbox_start=start, bbox_size=size, spacing=spacing, margin=margin, percentiles=list(percentiles),
                 **norm, brain_voxels=int(b.sum()))
+    if n4: info['n4'] = True
     extra = {}
     for m in [m for m in MODALITIES if m in others]:             # the channel order is MODALITIES' order, whatever the dict's
         oimg, oname = _as_image(others[m], MODALITY_NAMES[m])
@@ -207,6 +245,7 @@ def preprocess_case(flair, seg=None, spacing: float | None = None, margin: int =
         if diff: raise BratsError(f"{fname} and {oname}: FLAIR and {MODALITY_NAMES[m]} grids differ: " + '; '.join(diff))
         check_flair(sitk.GetArrayViewFromImage(oimg), oname, MODALITY_NAMES[m])
         oc = sitk.Cast(sitk.RegionOfInterest(oimg, size, start), sitk.sitkFloat32)
+        if n4: oc = n4_correct(oc, brain[sl])
         if spacing is not None: oc = resample(oc, spacing)
         ox, info[m] = _normalise(sitk.GetArrayFromImage(oc), b, percentiles, oname)
         extra[m] = grid.image(ox)
@@ -248,12 +287,14 @@ def _source_stamp(case: Case, modalities=('flair',)) -> dict:
     if others: out['others'] = {m: dict(_file_stamp(case.path(m)), channel=case.channel(m)) for m in others}
     return out
 
-def _params(spacing, margin, percentiles, modalities=('flair',), regions=('wt',)) -> dict:
-    "The preprocessing settings a cache records (modalities and regions only where not the defaults: older caches stay valid)."
+def _params(spacing, margin, percentiles, modalities=('flair',), regions=('wt',), n4: bool = False) -> dict:
+    "The preprocessing settings a cache records, checked (modalities, regions, n4 only where not the defaults: older caches stay valid)."
+    check_preprocess(spacing, margin, percentiles)
     out = dict(spacing=spacing, margin=margin, percentiles=list(percentiles))
     modalities, regions = check_inputs(modalities, regions)
     if modalities != ('flair',): out['modalities'] = list(modalities)
     if regions != ('wt',): out['regions'] = list(regions)
+    if n4: out['n4'] = True
     return out
 
 def _case_kwargs(case: Case, params: dict, labelled: bool = True) -> dict:
@@ -301,14 +342,14 @@ def _preprocess_one(case: Case, out: Path, params: dict) -> str:
 
 # %% ../nbs/02_preprocess.ipynb #13237c04
 def preprocess_dataset(data, out, spacing: float | None = None, margin: int = 4, percentiles: tuple = (0.5, 99.5),
-                       workers: int | None = None, progress: bool = True, modalities=('flair',), regions=('wt',)) -> list[str]:
+                       workers: int | None = None, progress: bool = True, modalities=('flair',), regions=('wt',), n4: bool = False) -> list[str]:
     """Preprocess every case found under `data` into `out`; returns the case ids. Cases already done and unchanged are
-    skipped. `modalities`, `regions`: see `preprocess_case` (every case must have the modalities asked for)."""
+    skipped. `modalities`, `regions`, `n4`: see `preprocess_case` (every case must have the modalities asked for)."""
     data, out = Path(data), Path(out)
     cases = find_cases(data)
     if out.resolve() == data.resolve() or data.resolve() in out.resolve().parents:
         raise BratsError(f"{out}: the output folder must not lie inside the data folder {data} (the data is never written to)")
-    params = _params(spacing, margin, percentiles, modalities, regions)
+    params = _params(spacing, margin, percentiles, modalities, regions, n4)
     try: out.mkdir(parents=True, exist_ok=True)
     except OSError as e: raise BratsError(f"{out}: cannot create output folder: {e.strerror}") from None
     todo = [c for c in cases if not _up_to_date(c, out, params)]
