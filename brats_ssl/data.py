@@ -10,11 +10,11 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, DataLoader
 from .io import BratsError
-from .preprocess import load_arrays
+from .preprocess import load_arrays, load_record, record_path
 
 # %% auto #0
-__all__ = ['INTENSITY_RANGES', 'split_cases', 'cv_splits', 'PatchParams', 'draw_patch', 'apply_patch', 'apply_intensity',
-           'PatchDataset', 'step_batches', 'load_volumes']
+__all__ = ['SPLIT_LISTS', 'INTENSITY_RANGES', 'split_cases', 'cv_splits', 'check_split', 'PatchParams', 'draw_patch',
+           'apply_patch', 'apply_intensity', 'PatchDataset', 'step_batches', 'load_volumes']
 
 # %% ../nbs/03_data.ipynb #2e79fd72
 def _count(n, total: int) -> int:
@@ -62,6 +62,34 @@ def cv_splits(labelled_ids: list[str], folds: int, n_labelled, n_val, unlabelled
             unlab = unlab[:nu]
         out.append(dict(labelled=sorted(rest[nv:nv + nl]), unlabelled=sorted(unlab), val=sorted(rest[:nv]), test=sorted(test)))
     return out
+
+# %% ../nbs/03_data.ipynb #c439e4b0
+SPLIT_LISTS = ('labelled', 'unlabelled', 'val', 'test')
+
+def check_split(split: dict, prep=None) -> None:
+    """`BratsError` naming the cases unless `split` is a dict of `SPLIT_LISTS` (lists of case ids; `labelled` not empty)
+    in which no case is in two lists or twice in one. With `prep` (a preprocessed folder), every case must be one of its
+    cases, and the labelled and validation cases must have labels."""
+    _some = lambda ids: ', '.join(ids[:10]) + (f" and {len(ids) - 10} more" if len(ids) > 10 else '')   # ids for a message
+    if not isinstance(split, dict): raise BratsError(f"split must be a dict of the lists {', '.join(SPLIT_LISTS)}, got {type(split).__name__}")
+    unknown = sorted(map(str, set(split) - set(SPLIT_LISTS)))
+    if unknown: raise BratsError(f"split: unknown list(s) {', '.join(unknown)}: the lists are {', '.join(SPLIT_LISTS)}")
+    for k, ids in split.items():
+        if not isinstance(ids, (list, tuple)) or not all(isinstance(i, str) for i in ids):
+            raise BratsError(f"split: {k} must be a list of case ids (strings), got {str(ids)[:80]}")
+        twice = sorted({i for i in ids if ids.count(i) > 1})
+        if twice: raise BratsError(f"split: {k} names case(s) {_some(twice)} more than once")
+    if not split.get('labelled'): raise BratsError("split: no labelled case (its 'labelled' list is missing or empty)")
+    for i, a in enumerate(SPLIT_LISTS):
+        for b in SPLIT_LISTS[i + 1:]:
+            shared = sorted(set(split.get(a, ())) & set(split.get(b, ())))
+            if shared: raise BratsError(f"split: {a} and {b} share case(s) {_some(shared)}: a case may be in one list only "
+                                        "(a validation or test case seen in training leaks into the results)")
+    if prep is None: return
+    missing = [c for k in SPLIT_LISTS for c in split.get(k, ()) if not record_path(prep, c).is_file()]
+    if missing: raise BratsError(f"split: case(s) {_some(missing)} not in the preprocessed folder {prep}")
+    unlabelled = [c for k in ('labelled', 'val') for c in split.get(k, ()) if not load_record(prep, c).get('label')]
+    if unlabelled: raise BratsError(f"split: case(s) {_some(unlabelled)} have no label but are labelled or validation cases")
 
 # %% ../nbs/03_data.ipynb #5d406085
 @dataclass(frozen=True)

@@ -4,7 +4,8 @@
 
 # %% ../nbs/08_train.ipynb #82bd35e9
 from __future__ import annotations
-import contextlib, csv, io, json, math, os, platform, random, re, signal, sys, threading, time, warnings
+import contextlib, csv, io, json, math, numbers, os, platform, random, re, signal, sys, threading, time, warnings
+from collections.abc import Iterable
 from dataclasses import dataclass, asdict, fields
 from pathlib import Path
 import numpy as np
@@ -15,7 +16,7 @@ from tqdm.auto import tqdm
 import brats_ssl
 from .io import BratsError, BratsWarning, atomic_path, write_json
 from .preprocess import check_inputs
-from .data import PatchDataset, load_volumes, step_batches
+from .data import PatchDataset, load_volumes, step_batches, check_split
 from .models import UNet3D
 from .methods import METHODS, make_method, method_settings
 from .infer import sliding_window, postprocess, region_probabilities, POSTPROCESS
@@ -23,9 +24,51 @@ from .metrics import dice
 from .scale import resolve_device, Dist, init_distributed, _gather, _checksums, heap_cache
 
 # %% auto #0
-__all__ = ['TINY', 'LOG_FIELDS', 'LOG_EVERY', 'VAL_FIELDS', 'TrainConfig', 'poly_lr', 'network', 'build', 'save_state',
-           'save_checkpoint', 'load_checkpoint', 'model_from_checkpoint', 'validate', 'train_step',
-           'config_differences', 'environment', 'train']
+__all__ = ['SETTING_RANGES', 'TINY', 'LOG_FIELDS', 'LOG_EVERY', 'VAL_FIELDS', 'check_range', 'TrainConfig', 'poly_lr', 'network',
+           'build', 'save_state', 'save_checkpoint', 'load_checkpoint', 'model_from_checkpoint', 'validate',
+           'train_step', 'config_differences', 'environment', 'train']
+
+# %% ../nbs/08_train.ipynb #579dde52
+SETTING_RANGES = dict(                  # setting: (kind of number, valid interval)
+    iterations=('int', '[1, inf)'),
+    batch_labelled=('int', '[1, inf)'),
+    batch_unlabelled=('int', '[0, inf)'),         # [1, inf) for a method that trains on unlabelled patches
+    lr=('real', '(0, inf)'),
+    momentum=('real', '[0, 1)'),
+    weight_decay=('real', '[0, inf)'),
+    poly_power=('real', '[0, inf)'),
+    dropout=('real', '[0, 1)'),
+    ce_weight=('real', '[0, inf)'),               # not both 0
+    dice_weight=('real', '[0, inf)'),
+    ema_decay=('real', '[0, 1)'),
+    w_max=('real', '[0, inf)'),
+    rampup=('int or None', '[0, inf)'),
+    T=('int', '[1, inf)'),
+    noise_std=('real', '[0, inf)'),
+    noise_clip=('real', '[0, inf)'),
+    chunk=('int or None', '[1, inf)'),
+    fg_prob=('real', '[0, 1]'),
+    intensity=('real', '[0, 1]'),
+    val_every=('int', '[1, inf)'),
+    overlap=('real', '[0, 1)'),
+    seed=('int', '[0, 4294967295]'),
+    workers=('int or None', '[0, inf)'),
+)
+
+# %% ../nbs/08_train.ipynb #e7f00709
+def check_range(name: str, value, kind: str, interval: str) -> None:
+    """`BratsError` naming `name`, `value` and the range unless `value` is of `kind` ('int': an integer, not a bool;
+    'real': a finite int or float; either + ' or None': None too) and lies in `interval` ('[0, 1)', '(0, inf)', ...)."""
+    lo_in, lo, hi, hi_in = re.fullmatch(r'([\[(])(.+), (.+)([\])])', interval).groups()
+    lo, hi = float(lo), float(hi)
+    base, none = kind.removesuffix(' or None'), kind.endswith(' or None')
+    if value is None and none: return
+    ok = (not isinstance(value, (bool, np.bool_))
+          and (isinstance(value, numbers.Integral) if base == 'int' else isinstance(value, numbers.Real) and math.isfinite(value)))
+    if ok: ok = (lo <= value if lo_in == '[' else lo < value) and (value <= hi if hi_in == ']' else value < hi)
+    if not ok:
+        raise BratsError(f"{name} must be {'an integer' if base == 'int' else 'a finite number'} in {interval}"
+                         f"{' or None' if none else ''}, got {value!r}")
 
 # %% ../nbs/08_train.ipynb #4d6b0160
 @dataclass
@@ -66,19 +109,38 @@ class TrainConfig:
     regions: tuple = ('wt',)          # ('wt',): whole tumour, 2 classes; ('wt', 'tc', 'et'): 4 classes, the regions' levels
 
     def __post_init__(self):
-        self.patch, self.filters = tuple(self.patch), tuple(self.filters)
-        self.modalities, self.regions = check_inputs(self.modalities, self.regions)   # the same check as preprocessing's
+        for name in ('patch', 'filters'):
+            v = getattr(self, name)
+            if isinstance(v, (str, bytes)) or not isinstance(v, Iterable): raise BratsError(f"{name} must be a sequence of positive integers, got {v!r}")
+            setattr(self, name, tuple(v))
+        try: self.modalities, self.regions = check_inputs(self.modalities, self.regions)   # the same check as preprocessing's
+        except TypeError: raise BratsError(f"modalities and regions must be lists of names, got {self.modalities!r} and {self.regions!r}") from None
         if self.norm == 'none': self.norm = None
-        if self.method not in METHODS: raise BratsError(f"unknown method {self.method!r}: choose one of {', '.join(METHODS)}")
-        if self.rampup is not None and self.rampup < 0: raise BratsError(f"rampup must be >= 0 iterations (or None: the whole run), got {self.rampup}")
+        self.check()
+
+    def check(self) -> None:
+        "Every setting in its range (`SETTING_RANGES`, then the rules below); else a `BratsError` naming the first that is not."
+        if not isinstance(self.method, str) or self.method not in METHODS:
+            raise BratsError(f"unknown method {self.method!r}: choose one of {', '.join(METHODS)}")
+        for name, (kind, interval) in SETTING_RANGES.items(): check_range(name, getattr(self, name), kind, interval)
+        if getattr(METHODS[self.method], 'semi_supervised', False) and self.batch_unlabelled < 1:
+            raise BratsError(f"batch_unlabelled must be an integer in [1, inf) for method {self.method!r}, which trains on "
+                             f"unlabelled patches, got {self.batch_unlabelled!r}")
+        if self.ce_weight == 0 and self.dice_weight == 0:
+            raise BratsError("ce_weight and dice_weight are both 0: the supervised loss would be 0 (give one of them a weight > 0)")
+        positive = lambda xs: all(isinstance(x, numbers.Integral) and not isinstance(x, (bool, np.bool_)) and x >= 1 for x in xs)
+        if len(self.filters) < 2 or not positive(self.filters):
+            raise BratsError(f"filters must be at least 2 positive integers (the channels of each UNet level), got {self.filters}")
         m = 2 ** (len(self.filters) - 1)
-        if len(self.patch) != 3 or any(p % m for p in self.patch):
-            raise BratsError(f"patch {self.patch}: each side must be a multiple of {m} for {len(self.filters)} UNet levels")
-        if self.iterations < 1 or self.batch_labelled < 1: raise BratsError("iterations and batch_labelled must be at least 1")
-        if not 0 <= self.overlap < 1: raise BratsError(f"overlap must be in [0, 1), got {self.overlap}")
-        for name in ('fg_prob', 'intensity'):
-            if not 0 <= getattr(self, name) <= 1: raise BratsError(f"{name} must be a probability in [0, 1], got {getattr(self, name)}")
+        if len(self.patch) != 3 or not positive(self.patch) or any(p % m for p in self.patch):
+            raise BratsError(f"patch {self.patch}: give 3 sides (z, y, x), each a positive multiple of {m} for {len(self.filters)} UNet levels")
+        if self.patch[1] != self.patch[2]:
+            raise BratsError(f"patch {self.patch}: the y and x sides must be equal (patches are turned in the axial plane)")
         if self.norm not in ('batch', 'instance', None): raise BratsError(f"norm must be 'batch', 'instance' or None, not {self.norm!r}")
+        if not isinstance(self.device, str) or not re.fullmatch(r'auto|cpu|cuda(:\d+)?', self.device):
+            raise BratsError(f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {self.device!r}")
+        for name in ('amp', 'channels_last', 'keep_heap'):
+            if not isinstance(getattr(self, name), (bool, np.bool_)): raise BratsError(f"{name} must be True or False, got {getattr(self, name)!r}")
 
     @classmethod
     def from_dict(cls, d: dict, strict: bool = False) -> TrainConfig:
@@ -277,7 +339,6 @@ def _datasets(prep: Path, split: dict, cfg: TrainConfig, method):
     labelled = PatchDataset(load_volumes(prep, split['labelled']), cfg.patch, seed=cfg.seed, fg_prob=cfg.fg_prob, intensity=cfg.intensity)
     unlabelled = None
     if method.semi_supervised:
-        if not split.get('unlabelled'): raise BratsError(f"method {cfg.method!r} needs unlabelled cases, but the split has none")
         unlabelled = PatchDataset(load_volumes(prep, split['unlabelled'], labels=False), cfg.patch, seed=cfg.seed + 7919,
                                   intensity=cfg.intensity)
     return labelled, unlabelled, load_volumes(prep, split.get('val', []))
@@ -306,7 +367,12 @@ def _ctrl_c(cfg: TrainConfig, main: bool = True):
 def train(prep, out, split: dict, cfg: TrainConfig, resume: bool = False, progress: bool = True,
           stop_at: int | None = None) -> dict:
     """Train `cfg.method` on `prep` with `split`, writing checkpoints and logs to `out`; `stop_at` ends early after that
-    iteration. Under `torchrun` every process calls it and rank 0 writes."""
+    iteration. Under `torchrun` every process calls it and rank 0 writes. The settings and the split are checked before
+    anything else: a refused run writes nothing."""
+    cfg.check()
+    check_split(split, prep)
+    if getattr(METHODS[cfg.method], 'semi_supervised', False) and not split.get('unlabelled'):
+        raise BratsError(f"method {cfg.method!r} needs unlabelled cases, but the split has none")
     d = init_distributed(cfg.device)
     try:
         device = resolve_device(cfg.device)
