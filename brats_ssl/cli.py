@@ -25,6 +25,12 @@ def _cmd_preprocess(a):
     print(f"{len(ids)} cases preprocessed in {a.out}")
 
 # %% ../nbs/13_cli.ipynb #66f7cd8f
+def _folds_arg(s: str):
+    "A number of folds ('3'), or 'site': one fold per site (see `cv_splits`)."
+    if s == 'site': return s
+    try: return int(s)
+    except ValueError: raise argparse.ArgumentTypeError(f"{s!r} is neither a number of folds nor 'site'") from None
+
 def _count_arg(s: str):
     "A number of cases ('25': an int) or a fraction of them ('0.5', '1.0': a float from 0 to 1), as `split_cases` takes them."
     try: return int(s)
@@ -231,7 +237,8 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument('--budget', choices=list(BUDGETS), default='quick', help='quick: CPU minutes on synthetic volumes; cpu-3mm: a real BraTS folder at 3 mm on the CPU, 3-fold cross-validation; paper: the paper\'s GPU settings; tiny: seconds, for tests')
     s.add_argument('--methods', nargs='+', choices=list(METHODS), default=None, help='the methods to compare (default: all)')
     s.add_argument('--seeds', type=int, nargs='+', default=[0])
-    s.add_argument('--folds', type=int, default=None, help="cross-validation: every labelled case a test case once (default: the budget's)")
+    s.add_argument('--folds', type=_folds_arg, default=None, metavar='N|site',
+                   help="cross-validation: every labelled case a test case once; 'site': one fold per site, the site held out whole (default: the budget's)")
     s.add_argument('--fold', type=int, nargs='+', default=None, help='run only these folds of the cross-validation (e.g. one per machine); default: all')
     s.add_argument('--spacing', type=float, default=None, help="the grid in mm (default: the budget's; with --regions wt tc et, 2 mm was chosen on validation patients for cpu-3mm's data)")
     s.add_argument('--device', default='auto'); _labels_option(s)

@@ -13,7 +13,7 @@ from .io import BratsError
 from .preprocess import load_arrays, load_record, record_path
 
 # %% auto #0
-__all__ = ['SPLIT_LISTS', 'INTENSITY_RANGES', 'split_cases', 'cv_splits', 'check_split', 'PatchParams', 'draw_patch',
+__all__ = ['SPLIT_LISTS', 'INTENSITY_RANGES', 'split_cases', 'cv_splits', 'case_site', 'check_split', 'PatchParams', 'draw_patch',
            'apply_patch', 'apply_intensity', 'PatchDataset', 'step_batches', 'load_volumes']
 
 # %% ../nbs/03_data.ipynb #2e79fd72
@@ -39,29 +39,48 @@ def split_cases(labelled_ids: list[str], n_labelled, n_val, n_test, unlabelled_i
     return dict(labelled=sorted(lab), unlabelled=unl, val=sorted(val), test=sorted(test))
 
 # %% ../nbs/03_data.ipynb #772d82e1
-def cv_splits(labelled_ids: list[str], folds: int, n_labelled, n_val, unlabelled_ids: list[str] = (), seed: int = 0,
+def cv_splits(labelled_ids: list[str], folds, n_labelled, n_val, unlabelled_ids: list[str] = (), seed: int = 0,
               n_unlabelled=None) -> list[dict]:
     """`folds` seeded splits whose test sets partition `labelled_ids`; the rest of each fold: labelled, val, unlabelled.
+    `folds='site'`: one fold per site (`case_site`), whose test cases are all of that site's and whose other lists hold
+    none of them (its unlabelled cases included).
     Counts are ints or fractions (floats in [0, 1]) as in `split_cases`, but a fraction here is of the fold's non-test
     labelled cases (`n_labelled=0.8`: 80 % of them), not of all. `n_unlabelled`: how many of what is left are
     unlabelled (a number or a fraction of those; None: all of them)."""
     ids = sorted(labelled_ids)
-    if not 2 <= folds <= len(ids): raise BratsError(f"cross-validation: need 2 to {len(ids)} folds for {len(ids)} labelled cases, got {folds}")
     order = [ids[i] for i in np.random.default_rng(seed).permutation(len(ids))]
+    if folds == 'site':
+        unknown = [i for i in ids if case_site(i) is None]
+        if unknown: raise BratsError(f"cross-validation by site: {len(unknown)} case id(s) name no site, e.g. {unknown[0]} "
+                                     "(folds by site need BraTS 2017-2019 ids such as Brats18_CBICA_ABM_1)")
+        sites = sorted({case_site(i) for i in ids})
+        if len(sites) < 2: raise BratsError(f"cross-validation by site: every case comes from {sites[0]}; at least 2 sites are needed")
+        tests = [[i for i in order if case_site(i) == s] for s in sites]
+    elif isinstance(folds, (int, np.integer)) and not isinstance(folds, bool) and 2 <= folds <= len(ids):
+        tests = [order[k::folds] for k in range(folds)]
+    else: raise BratsError(f"cross-validation: need 2 to {len(ids)} folds for {len(ids)} labelled cases, or 'site', got {folds!r}")
     out = []
-    for k in range(folds):
-        test = order[k::folds]
+    for k, test in enumerate(tests):
         rest = [c for c in order if c not in set(test)]
         nl, nv = _count(n_labelled, len(rest)), _count(n_val, len(rest))
         if nl < 1 or nv < 0 or nl + nv > len(rest):
             raise BratsError(f"cross-validation fold {k}: {nl} labelled + {nv} validation cases asked for, but {len(rest)} non-test cases have labels")
-        unlab = rest[nv + nl:] + sorted(unlabelled_ids)
+        held = {case_site(test[0])} if folds == 'site' else set()
+        unlab = rest[nv + nl:] + sorted(u for u in unlabelled_ids if not held or case_site(u) not in held)
         if n_unlabelled is not None:
             nu = _count(n_unlabelled, len(unlab))
             if not 0 <= nu <= len(unlab): raise BratsError(f"cross-validation fold {k}: {nu} unlabelled cases asked for, but {len(unlab)} are left")
             unlab = unlab[:nu]
         out.append(dict(labelled=sorted(rest[nv:nv + nl]), unlabelled=sorted(unlab), val=sorted(rest[:nv]), test=sorted(test)))
     return out
+
+# %% ../nbs/03_data.ipynb #d87e7d5b
+def case_site(case_id: str) -> str | None:
+    """The institution a BraTS 2017-2019 case id names (`Brats18_CBICA_ABM_1` -> 'CBICA', `BraTS19_TCIA02_135_1` ->
+    'TCIA02', `Brats18_2013_2_1` -> '2013'), or None for an id that names none."""
+    parts = str(case_id).split('_')
+    ok = len(parts) >= 4 and parts[0].lower() in ('brats17', 'brats18', 'brats19') and parts[1].isalnum()
+    return parts[1] if ok else None
 
 # %% ../nbs/03_data.ipynb #c439e4b0
 SPLIT_LISTS = ('labelled', 'unlabelled', 'val', 'test')

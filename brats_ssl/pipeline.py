@@ -251,6 +251,8 @@ def reproduce(out='brats_ssl_reproduce', data=None, budget: str = 'quick', metho
     for k, v in overrides.items():
         if k in b: b[k] = v
         else: b['train'][k] = v
+    for m in methods:                                    # every run's settings checked before any work
+        for seed in seeds: TrainConfig(method=m, seed=seed, device=device, **b['train'])
     out = Path(out)
     t0 = time.time()
     mods, regs = check_inputs(b['train'].get('modalities', ('flair',)), b['train'].get('regions', ('wt',)))
@@ -289,7 +291,7 @@ def reproduce(out='brats_ssl_reproduce', data=None, budget: str = 'quick', metho
     summaries = {k: (v[0] if len(v) == 1 else seed_summary(v)) for k, v in per_seed.items()}
     summaries['Threshold (no learning)'] = summarise([x for x in rows if x['method'] == 'threshold'])
     n = len({x['case'] for x in rows})
-    where = (f"the {n} test cases of {b['folds']}-fold cross-validation" + ('' if fold is None else f" (fold{'s' * (len(ks) > 1)} {', '.join(map(str, ks))})")
+    where = (f"the {n} test cases of {'site' if b['folds'] == 'site' else str(b['folds']) + '-fold'} cross-validation" + ('' if fold is None else f" (fold{'s' * (len(ks) > 1)} {', '.join(map(str, ks))})")
              if b['folds'] else f"the {n} test cases")
     spread = (f"mean ± std over {where} (seed {seeds[0]})" if len(seeds) == 1 else
               f"networks: mean ± std across seeds {', '.join(map(str, seeds))} of the mean over {where}; threshold: mean ± std over the test cases")

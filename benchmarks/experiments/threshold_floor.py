@@ -2,6 +2,7 @@
 on each fold's non-test patients, scored on the fold's test patients and compared, paired, with the networks.
 
     python benchmarks/experiments/threshold_floor.py --data ../shared/data/brats18 [--out benchmarks/experiments/threshold_floor]
+    python benchmarks/experiments/threshold_floor.py --data ../shared/data/brats18 --site    # each site held out whole
 
 Folds: those of `reproduce --budget cpu-3mm` (`cv_splits`, 3 folds, seed 0). Two tunings are reported: on the fold's
 labelled and validation patients of the cpu-3mm split (5 + 2: the labels the networks of that budget had), and on all
@@ -26,11 +27,12 @@ def main(argv=None) -> int:
     from brats_ssl.stats import compare_methods, comparison_table
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument('--data', type=Path, default=default_data_dir()); ap.add_argument('--out', type=Path, default=HERE/'threshold_floor')
+    ap.add_argument('--site', action='store_true', help="folds by site (cv_splits(..., 'site')): rows in per_case_site.csv, settings_site.csv")
     a = ap.parse_args(argv)
     cases = find_cases(a.data)
     ids = sorted(c.id for c in cases if c.labelled)
     b = BUDGETS['cpu-3mm']
-    splits = cv_splits(ids, b['folds'], b['labelled'], b['val'], seed=0)
+    splits = cv_splits(ids, 'site' if a.site else b['folds'], b['labelled'], b['val'], seed=0)
     scan = threshold_scan(a.data, ids=ids, progress=True, **THRESHOLD_TUNING)
     rows, chosen = [], []
     with tempfile.TemporaryDirectory() as tmp:
@@ -45,8 +47,15 @@ def main(argv=None) -> int:
                 threshold_predictions(a.data, d, **best, cases=test, progress=False)
                 rows += [dict(method=f"threshold_{tuning}", fold=k, **r) for r in evaluate_predictions(d, a.data, progress=False, ids=s['test'])]
     a.out.mkdir(parents=True, exist_ok=True)
-    write_rows(rows, a.out/'per_case.csv'); write_rows(chosen, a.out/'settings.csv')
+    suffix = '_site' if a.site else ''
+    write_rows(rows, a.out/f'per_case{suffix}.csv'); write_rows(chosen, a.out/f'settings{suffix}.csv')
     for c in chosen: print(c)
+    if a.site:                                                   # each site held out whole: the floor tuned on the others
+        from brats_ssl.data import case_site
+        for k, s in enumerate(splits):
+            rs = [r for r in rows if r['fold'] == k and r['method'] == 'threshold_nontest']
+            print(f"{case_site(s['test'][0]):7s} {len(rs):2d} patients  Dice {np.mean([r['dice'] for r in rs]):.3f}  HD95 {np.mean([r['hd95'] for r in rs]):6.2f}")
+        return 0
     base = [r for r in read_rows(HERE/'ablation'/'base_per_case.csv') if r['seed'] in (0, '', None)]
     by = {'threshold, tuned as cpu-3mm (5+2)': [r for r in rows if r['method'] == 'threshold_split'],
           'threshold, tuned on all non-test': [r for r in rows if r['method'] == 'threshold_nontest'],
