@@ -53,3 +53,44 @@ def test_shipped_model_on_patients_it_never_trained_on(name, brats_root, tmp_pat
         dice = np.mean([r[k] for r in rows])
         assert dice >= f[f"{k}_mean"] - 2 * f[f"{k}_std"], (g, dice, f)
     assert all(r['dice'] > 0.5 for r in rows), rows               # the whole tumour found in each
+
+
+def _stress():
+    "benchmarks/stress.py, whose perturbations the stress test applies (one implementation of them)."
+    import importlib.util
+    from pathlib import Path
+    spec = importlib.util.spec_from_file_location('stress', Path(__file__).resolve().parents[1]/'benchmarks'/'stress.py')
+    mod = importlib.util.module_from_spec(spec); spec.loader.exec_module(mod)
+    return mod
+
+
+@pytest.mark.parametrize('name', NAMES)
+def test_card_names_its_prediction_settings(name):
+    card, st = SHIPPED[name], load_checkpoint(pretrained_checkpoints(name)[0])
+    assert f"post-processing {st['postprocess']}" in card['output'] or f"post-processing '{st['postprocess']}'" in card['output'], card['output']
+    assert ('N4' in card['input']) == bool(st['preprocess'].get('n4')), card['input']
+    assert 'stress.py' in card['stress_test'] and 'per site' in card['sites']
+
+
+@pytest.mark.parametrize('name', NAMES)
+def test_a_second_lesion_is_kept(name, brats_root, tmp_path):
+    """A shared patient with its tumour mirrored into the other hemisphere, predicted as `brats-ssl predict --pretrained`
+    does (the model's own settings): both lesions are found, each more than half of it."""
+    import SimpleITK as sitk
+    from brats_ssl.io import read_case, read_modality, region_levels
+    from brats_ssl.preprocess import brain_mask
+    stress = _stress()
+    case = next(c for c in find_cases(brats_root) if c.id == 'Brats18_CBICA_ABM_1')
+    flair, seg = read_case(case)
+    imgs = {'flair': flair, **{m: read_modality(case, m) for m in ('t1', 't1ce', 't2')}}
+    arrays = {m: sitk.GetArrayFromImage(im).astype(np.float32) for m, im in imgs.items()}
+    seg_a = sitk.GetArrayFromImage(seg)
+    out, two, second = stress.perturb('mirror', arrays, seg_a, brain_mask(arrays['flair']), np.random.default_rng(0))
+    assert second.sum() > 10000                                    # a real second lesion (the tumour has about 49 mL)
+    d = tmp_path/'data'/case.id; d.mkdir(parents=True)
+    for m, x in out.items():
+        im = sitk.GetImageFromArray(x); im.CopyInformation(imgs[m]); sitk.WriteImage(im, str(d/f"{case.id}_{m}.nii.gz"))
+    predict_dataset(pretrained_checkpoints(name), tmp_path/'data', tmp_path/'pred', progress=False)
+    pred = sitk.GetArrayFromImage(sitk.ReadImage(str(tmp_path/'pred'/f"{case.id}_pred.nii.gz"))) > 0
+    first = region_levels(seg_a, case.labels) > 0
+    assert pred[first].mean() > 0.5 and pred[second].mean() > 0.5, (pred[first].mean(), pred[second].mean())

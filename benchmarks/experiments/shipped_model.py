@@ -44,9 +44,12 @@ PREP = dict(spacing=2.0)
 SPLIT = dict(labelled=0.8, val=3)
 TRAIN = dict(patch=(64, 64, 64), norm='batch', lr=0.02, iterations=4000, val_every=250, fg_prob=0.33)
 HERE = Path(__file__).resolve().parent                  # benchmarks/experiments/: what the runs keep
-MODELS = {'flair-wt': dict(keep='flair_model', train={}, mirror=True),
+MODELS = {'flair-wt': dict(keep='flair_model', train={}, mirror=True, postprocess='none', n4=False),
           'multimodal-regions': dict(keep='regions_model', train=dict(modalities=('flair', 't1', 't1ce', 't2'),
-                                                                      regions=('wt', 'tc', 'et')), mirror=False)}
+                                                                      regions=('wt', 'tc', 'et')), mirror=False, postprocess='none', n4=False)}
+RULES = dict(none="none: every predicted component is kept, so a second lesion is kept too",
+             small="'small': components under 0.1 mL are removed, every larger lesion is kept",
+             largest="'largest': only the largest connected component is kept, which deletes every other lesion")
 
 
 def settings(name: str, iterations: int | None = None) -> dict:
@@ -54,7 +57,7 @@ def settings(name: str, iterations: int | None = None) -> dict:
     return {**TRAIN, **MODELS[name]['train'], **({} if iterations is None else dict(iterations=iterations))}
 
 
-def final(name: str, data: Path, out: Path, device: str = 'auto', iterations: int | None = None, seed: int = 0) -> Path:
+def final(name: str, data: Path, out: Path, device: str = 'auto', iterations: int | None = None, seed: int = 0, n4: bool = False) -> Path:
     "Train the shipped model `name`: every labelled patient of `data` but 3 (seeded), which choose the checkpoint. Returns the run folder."
     from brats_ssl.io import find_cases
     from brats_ssl.data import split_cases
@@ -64,7 +67,7 @@ def final(name: str, data: Path, out: Path, device: str = 'auto', iterations: in
     ids = sorted(c.id for c in find_cases(data) if c.labelled)
     split = split_cases(ids, len(ids) - SPLIT['val'], SPLIT['val'], 0, seed=0)
     t = settings(name, iterations)
-    preprocess_dataset(data, out/'prep', progress=False, **PREP, **{k: t[k] for k in ('modalities', 'regions') if k in t})
+    preprocess_dataset(data, out/'prep', progress=False, n4=n4, **PREP, **{k: t[k] for k in ('modalities', 'regions') if k in t})
     cfg = TrainConfig(method='unet', seed=seed, device=device, **{**BUDGETS['cpu-3mm']['train'], **t})
     run = out/('unet_final' if seed == 0 else f'unet_final_seed{seed}')        # seeds side by side in one --out
     train(out/'prep', run, split, cfg, resume=(run/'checkpoint_last.pt').exists(), progress=False)
@@ -90,6 +93,59 @@ def floor_rows() -> dict:
     return {r['case']: r for r in read_rows(HERE/'threshold_floor'/'per_case.csv') if r['method'] == 'threshold_nontest'}
 
 
+def shipped_note(name: str, st: dict) -> str:
+    "What the card's cross-validated figures measured, against the settings the model ships with."
+    m = MODELS[name]
+    return (f"the cross-validated and per-site figures were measured with each fold's own post-processing (none or the "
+            f"largest component, chosen on its 3 validation patients) and without N4; the model ships with post-processing "
+            f"{m['postprocess']!r}{' and N4 bias-field correction' if m['n4'] else ', without N4'}, chosen on the folds' "
+            "validation patients pooled and on the stress test (benchmarks/experiments/stress/README.md); the folds' "
+            "checkpoints were not kept, so these settings have no cross-validated figure of their own")
+
+
+def site_text(name: str, rows: list[dict], floor: list[dict]) -> str:
+    """Whole-tumour Dice per site (the id's institution) of the cross-validation rows, beside the floor's on the same
+    patients, and the floor's with each site held out whole (threshold_floor.py --site)."""
+    import numpy as np
+    from brats_ssl.data import case_site
+    from brats_ssl.evaluate import read_rows
+    fl = {r['case']: r['dice'] for r in floor}
+    held = [r for r in read_rows(HERE/'threshold_floor'/'per_case_site.csv') if r['method'] == 'threshold_nontest']
+    sites = sorted({case_site(r['case']) for r in rows})
+    parts = []
+    for site in sites:
+        rs = [r for r in rows if case_site(r['case']) == site]
+        parts.append(f"{site} ({len(rs)}): {np.mean([r['dice'] for r in rs]):.3f} (floor {np.mean([fl[r['case']] for r in rs]):.3f})")
+    alone = '; '.join(f"{site} {np.mean([r['dice'] for r in held if case_site(r['case']) == site]):.3f}" for site in sites)
+    return ("whole tumour Dice per site in the random 3-fold cross-validation (patients, model, floor): " + '; '.join(parts)
+            + f"; the recipe was not trained with a site held out whole; the floor tuned with each site held out whole: {alone} "
+            f"(python benchmarks/experiments/shipped_model.py --model {name} --report)")
+
+
+def stress_text(name: str) -> str:
+    "The model's row of the stress test (benchmarks/stress.py), with its shipped settings, beside the floor's."
+    import csv, statistics
+    from pathlib import Path
+    m = MODELS[name]
+    path = HERE/'stress'/'per_case.csv'
+    arm = name + ('+n4' if m['n4'] else '')
+    with Path(path).open() as f: rows = [r for r in csv.DictReader(f)]
+    def by(a, rule):
+        out = {}
+        for r in rows:
+            if r['arm'] == a and r['rule'] == rule: out.setdefault(r['perturbation'], {})[r['case']] = float(r['dice'])
+        return out
+    mine, floor = by(arm, m['postprocess']), by('floor', 'largest')
+    order = [p for p in ('clean', 'mirror', 'bias_is_0.4', 'bias_is_0.8', 'bias_lr_0.4', 'gamma_1.5', 'noise', 'thick', 'bias_ap_0.4', 'gamma_0.67') if p in mine]
+    cells = [f"{p} {statistics.mean(mine[p].values()):.3f} (worst {min(mine[p].values()):.2f}; floor {statistics.mean(floor[p].values()):.3f})" for p in order]
+    bad = sum(v < 0.5 and floor[p].get(c, 0) > 0.7 for p in order for c, v in mine[p].items())
+    n = sum(len(mine[p]) for p in order)
+    return (f"whole tumour Dice on the 22 shared patients perturbed as scanners differ (python benchmarks/stress.py --report; "
+            f"{len(mine.get('clean', {}))} patients, 19 of which trained the model, so the level flatters it and the change "
+            f"from clean is what counts; mean, worst patient, the FLAIR threshold floor's mean): " + '; '.join(cells)
+            + f". Patient-perturbation pairs below Dice 0.5 where the floor is above 0.7: {bad} of {n}")
+
+
 def mean_std(values, d: int = 3) -> str:
     import numpy as np
     return f"{np.mean(values):.{d}f} ± {np.std(values, ddof=1):.{d}f}" if len(values) > 1 else f"{np.mean(values):.{d}f}"
@@ -100,8 +156,9 @@ def interval(c: dict, d: int = 3, unit: str = '') -> str:
     return f"{c['mean_diff']:+.{d}f}{unit} [{c['ci_low']:+.{d}f}, {c['ci_high']:+.{d}f}]"
 
 
-def card(name: str, run: Path) -> dict:
-    "The card of the shipped model `name` (final run `run`): what it is, how it was made, its cross-validated figures beside the floor's."
+def card(name: str, ckpt: Path) -> dict:
+    """The card of the shipped model `name` (the final run's chosen checkpoint `ckpt`, or the shipped one): what it is, how
+    it was made, its cross-validated figures beside the floor's, per site, and its row of the stress test."""
     import json, numpy as np
     from brats_ssl.evaluate import region_key
     from brats_ssl.stats import paired_comparison
@@ -111,15 +168,16 @@ def card(name: str, run: Path) -> dict:
     ids = {r['case'] for r in rows}
     tests = [sum(r['fold'] == k for r in rows) for k in folds]                # test patients per fold
     floor = [r for c, r in floor_rows().items() if c in ids]
-    st = load_checkpoint(run/'checkpoint_best.pt')
+    st = load_checkpoint(ckpt)
     cfg = TrainConfig.from_dict(st['config'])
     want = settings(name)
     if (cfg.modalities, cfg.regions, cfg.iterations) != (tuple(want.get('modalities', ('flair',))), tuple(want.get('regions', ('wt',))), want['iterations']):
-        sys.exit(f"{run}: trained with {cfg.modalities}, {cfg.regions}, {cfg.iterations} iterations, not the recipe of {name}")
+        sys.exit(f"{ckpt}: trained with {cfg.modalities}, {cfg.regions}, {cfg.iterations} iterations, not the recipe of {name}")
     names = dict(wt='whole tumour', tc='tumour core', et='enhancing tumour')
     ms = lambda rs, k: mean_std([r[k] for r in rs]) if k.startswith('dice') else mean_std([r[k] for r in rs], 2) + ' mm'
     diff = {k: paired_comparison(floor, rows, k) for k in ('dice', 'hd95')}
-    split = json.loads((run/'split.json').read_text())
+    split = st['split']
+    m = MODELS[name]
     per_region = '; '.join(f"{names[g]} Dice {ms(rows, region_key('dice', g))}, HD95 {ms(rows, region_key('hd95', g))}" for g in cfg.regions)
     cv = (f"{len(ids)} patients, each the test patient of one of {len(folds)} folds (folds {', '.join(map(str, folds))} of "
           f"cpu-3mm's three; the same recipe, checkpoint and post-processing chosen on each fold's 3 validation patients): "
@@ -144,15 +202,16 @@ def card(name: str, run: Path) -> dict:
         summary=(f"{mods} in, {outs} out: a UNet3D(8..64) trained on the shared BraTS 2018 patients"
                  + (" (the paper's task)" if cfg.regions == ('wt',) and cfg.modalities == ('flair',) else '')),
         input=(f"skull-stripped, co-registered {mods} of one patient in any BraTS layout (or a manifest); preprocessed as in training: "
-               "brain box, 2 mm, clipping at the brain's 0.5 and 99.5 percentiles, z-score on the brain, each modality on its own"),
+               + ("N4 bias-field correction of each modality (SimpleITK, on the brain shrunk 4x), then " if m['n4'] else '')
+               + "brain box, 2 mm, clipping at the brain's 0.5 and 99.5 percentiles, z-score on the brain, each modality on its own"),
         output=(f"a uint8 mask on the input's grid: " + ("whole tumour 1 (probability restored linearly, > 0.5)" if cfg.regions == ('wt',) else
                 "BraTS labels in the input's convention (2017-2022: 1 core, 2 oedema, 4 enhancing; 2023+: 3 "
                 "enhancing), from the regions' probabilities restored linearly, each region > 0.5, TC and ET within WT") +
-                f"; post-processing {st.get('postprocess', 'none')!r}, chosen on validation patients"
+                f"; post-processing {RULES[m['postprocess']]} (`--postprocess` chooses another)"
                 + ("; the probabilities are the mean over the 8 flips of the three axes (test-time mirroring, chosen on "
                    "validation patients; `--no-mirror` turns it off)" if MODELS[name]['mirror'] else '')),
         training_data=f"BraTS 2018 training patients ({len(split['labelled'])} labelled; 3 validation patients, "
-                      f"{', '.join(split['val'])}, chose the checkpoint and the post-processing)",
+                      f"{', '.join(split['val'])}, chose the checkpoint)",
         recipe=(f"2 mm; 64^3 patches, a third centred on tumour; batch norm; SGD, learning rate 0.02, poly decay; {cfg.iterations} "
                 f"iterations, validated every {cfg.val_every}" + ('' if cfg.regions == ('wt',) else
                 '; the checkpoint maximises the mean validation Dice of the three regions')),
@@ -161,6 +220,9 @@ def card(name: str, run: Path) -> dict:
                  f"python benchmarks/experiments/shipped_model.py --model {name} --out /tmp/{name}_final --ship"),
         cross_validation=cv,
         against_the_floor=f"{dice_word}; {hd_word}",
+        shipped_settings=shipped_note(name, st),
+        sites=site_text(name, rows, floor),
+        stress_test=stress_text(name),
         **({'other_seeds': '; '.join(seed_text(k, o) for k, o in seeds.items())} if seeds else {}),
         figures=dict(patients=len(ids), folds=folds,
                      **{f"{region_key('dice', g)}_mean": round(float(np.mean([r[region_key('dice', g)] for r in rows])), 4) for g in cfg.regions},
@@ -210,6 +272,7 @@ def report(name: str) -> str:
             lines.append(f"- The recipe with seed {k} ({'Dice' if m == 'dice' else 'HD95'} {mean_std([r[m] for r in o], d)}) - with seed 0 "
                          f"(whole tumour, paired): {interval(c, d, unit)}, Wilcoxon p {p_text(c['p_value'])}; - floor: "
                          f"{interval(f, d, unit)}, p {p_text(f['p_value'])}")
+    lines.append('- Per site: ' + site_text(name, rows, list(floor.values())))
     plain = HERE/MODELS[name]['keep']/'plain_per_case.csv'       # the same checkpoints predicted without mirroring
     if plain.exists():
         base = [r for r in read_rows(plain) if r['method'] == 'unet']
@@ -346,6 +409,7 @@ def main(argv=None) -> int:
     ap.add_argument('--fold', type=int, nargs='+', default=None, help='only these folds (default: all three)')
     ap.add_argument('--final', action='store_true', help='train the model that ships (all patients; 3 of them choose the checkpoint)')
     ap.add_argument('--ship', action='store_true', help='write the final model (in --out) into the package with its card')
+    ap.add_argument('--reship', action='store_true', help="with --ship: the weights already shipped, with MODELS' prediction settings and a new card")
     ap.add_argument('--report', action='store_true', help='print the kept cross-validation as a table, beside the floor')
     ap.add_argument('--screen-mirror', type=Path, nargs='+', default=None, metavar='RUN',
                     help='score the chosen checkpoint of each run folder (fold*/runs/unet_seed0, unet_final) on its validation patients with and without mirroring')
@@ -354,6 +418,7 @@ def main(argv=None) -> int:
     ap.add_argument('--screen-ensemble', nargs='+', default=None, metavar='RUN:RUN',
                     help='score each group of runs (the same split, other seeds; colon-separated) on its validation patients, alone and as an ensemble')
     ap.add_argument('--iterations', type=int, default=None); ap.add_argument('--device', default='auto')
+    ap.add_argument('--n4', action='store_true', help='--final on N4 bias-field-corrected images (preprocess_case(n4=True)); rows in <keep>/n4/')
     ap.add_argument('--seed', type=int, default=0, help='the training seed (initial weights, patches); the patients\' split is the same for every seed')
     a = ap.parse_args(argv)
     keep = HERE/MODELS[a.model]['keep']
@@ -361,6 +426,8 @@ def main(argv=None) -> int:
         keep = keep/f"{a.iterations}_iterations"                 # another length than the recipe's: kept beside it
     if a.seed:
         keep = keep/f"seed{a.seed}"                                # another seed: kept beside the recipe's seed 0
+    if a.n4:
+        keep = keep/'n4'                                           # trained on N4-corrected images: kept beside the recipe's
     keep.mkdir(parents=True, exist_ok=True)
     if a.report:
         print(report(a.model))
@@ -374,12 +441,14 @@ def main(argv=None) -> int:
             return 0
     if a.ship:
         from brats_ssl.pipeline import ship_checkpoint, card_text, pretrained_models
-        ship_checkpoint(a.out/'unet_final'/'checkpoint_best.pt', a.model, card(a.model, a.out/'unet_final'),
-                        mirror=MODELS[a.model]['mirror'])
+        from brats_ssl.pipeline import pretrained_checkpoints
+        m = MODELS[a.model]
+        src = pretrained_checkpoints(a.model)[0] if a.reship else a.out/'unet_final'/'checkpoint_best.pt'
+        ship_checkpoint(src, a.model, card(a.model, src), mirror=m['mirror'], postprocess=m['postprocess'], n4=m['n4'])
         print(card_text(pretrained_models()[a.model]))
         return 0
     if a.final:
-        run = final(a.model, a.data, a.out, a.device, a.iterations, a.seed)
+        run = final(a.model, a.data, a.out, a.device, a.iterations, a.seed, a.n4)
         shutil.copy(run/'val.csv', keep/'final_val.csv')
         return 0
     from brats_ssl.pipeline import reproduce
