@@ -107,7 +107,7 @@ def _done(path: Path) -> set:
 ARMS = ('flair-wt', 'flair-wt+n4', 'multimodal-regions', 'multimodal-regions+n4', 'floor')
 
 
-def run(data: Path, out: Path, perturbations, ids=None, arms=ARMS) -> Path:
+def run(data: Path, out: Path, perturbations, ids=None, arms=ARMS, extra: dict | None = None) -> Path:
     import SimpleITK as sitk, torch
     from tqdm.auto import tqdm
     from brats_ssl.io import find_cases, read_modality, read_case, region_levels, REGIONS
@@ -117,12 +117,16 @@ def run(data: Path, out: Path, perturbations, ids=None, arms=ARMS) -> Path:
     from brats_ssl.infer import predict_case, postprocess_levels, POSTPROCESS_RULES
     from brats_ssl.metrics import dice
     from brats_ssl.evaluate import threshold_segmentation
-    models = {}
-    for name in ('flair-wt', 'multimodal-regions'):
-        st = load_checkpoint(pretrained_checkpoints(name)[0])
+    extra = dict(extra or {})                 # arm name -> a checkpoint, predicted with its own preprocessing (N4 if it was trained so)
+    arms = tuple(arms) + tuple(extra)
+    models, n4_of = {}, {}
+    for name, ck in [(n, pretrained_checkpoints(n)[0]) for n in ('flair-wt', 'multimodal-regions')] + list(extra.items()):
+        st = load_checkpoint(ck)
         models[name] = (model_from_checkpoint(st), TrainConfig.from_dict(st['config']), st['preprocess'], bool(st.get('mirror', False)))
-    p0, p1 = ({k: v for k, v in m[2].items() if k not in ('modalities', 'regions')} for m in models.values())
-    assert p0 == p1, f"the shipped models preprocess differently ({p0} / {p1}): this script shares one preprocessing"
+    for a in arms:
+        if a != 'floor': n4_of[a] = models[a][2].get('n4', False) if a in extra else a.endswith('+n4')
+    p0, *ps = ({k: v for k, v in m[2].items() if k not in ('modalities', 'regions', 'n4')} for m in models.values())
+    assert all(p == p0 for p in ps), f"the models preprocess differently ({p0} / {ps}): this script shares one preprocessing"
     out.mkdir(parents=True, exist_ok=True)
     path = out/'per_case.csv'
     done = _done(path)
@@ -154,15 +158,15 @@ def run(data: Path, out: Path, perturbations, ids=None, arms=ARMS) -> Path:
                 r.update(found_first=round(float((lv > 0)[first].mean()), 4), found_second=round(float((lv > 0)[second].mean()), 4))
             w.writerow(r)
         for n4 in (False, True):
-            names = [a for a in arms if a != 'floor' and a.endswith('+n4') == n4 and (case.id, p, a) not in done]
+            names = [a for a in arms if a != 'floor' and n4_of[a] == n4 and (case.id, p, a) not in done]
             if not names: continue
             t = time.perf_counter()
-            four = any(a.startswith('multimodal') for a in names)        # N4 costs seconds a modality: FLAIR alone where it does
+            four = any(models[a if a in extra else a.removesuffix('+n4')][2].get('modalities') for a in names)   # FLAIR alone where it does
             pre = preprocess_case(pimgs['flair'], spacing=p0['spacing'], margin=p0['margin'], percentiles=p0['percentiles'],
                                   others={m: pimgs[m] for m in ('t1', 't1ce', 't2')} if four else None, n4=n4)
             t_pre = time.perf_counter() - t
             for arm in names:
-                net, cfg, params, mirror = models[arm.removesuffix('+n4')]
+                net, cfg, params, mirror = models[arm if arm in extra else arm.removesuffix('+n4')]
                 pm = pre if params.get('modalities') else Preprocessed(pre.image, None, pre.source, pre.info, {})
                 t = time.perf_counter()
                 with torch.no_grad():
@@ -228,12 +232,15 @@ def main(argv=None) -> int:
     ap.add_argument('--perturbations', nargs='+', default=list(RUN), choices=PERTURBATIONS)
     ap.add_argument('--cases', nargs='+', default=None, help='case ids (default: every labelled case)')
     ap.add_argument('--arms', nargs='+', default=None, choices=ARMS, help='default: all')
+    ap.add_argument('--checkpoint', nargs='+', default=[], metavar='ARM=CHECKPOINT',
+                    help='more arms: a checkpoint each, predicted with its own preprocessing and settings')
     ap.add_argument('--report', action='store_true', help='print the tables of the kept rows, run nothing')
     a = ap.parse_args(argv)
     if not a.report:
         kw = {} if a.arms is None else dict(arms=tuple(a.arms))
+        kw['extra'] = dict(c.split('=', 1) for c in a.checkpoint)
         run(a.data or default_data_dir(), a.out, a.perturbations, a.cases, **kw)
-    print(report(a.out/'per_case.csv', a.arms))
+    print(report(a.out/'per_case.csv', None if a.arms is None else list(a.arms) + [c.split('=', 1)[0] for c in a.checkpoint]))
     return 0
 
 

@@ -378,7 +378,7 @@ def stated_labels(labels=None):
 # %% ../nbs/00_io.ipynb #f76f9165
 def default_data_dir() -> Path:
     "The folder of real BraTS cases for tests, benchmarks and tutorials: `$BRATS_DATA`, else `../shared/data/brats18` from the repository root."
-    if os.environ.get('BRATS_DATA'): return Path(os.environ['BRATS_DATA'])
+    if os.environ.get('BRATS_DATA'): return Path(os.environ['BRATS_DATA']).resolve()    # absolute: links made to its files stay valid anywhere
     import brats_ssl
     return Path(brats_ssl.__file__).resolve().parents[1].parent/'shared'/'data'/'brats18'
 
