@@ -168,10 +168,14 @@ POSTPROCESS = ('none', 'largest')             # the rules `train` measures on it
 SMALL_COMPONENT_ML = 0.1                      # 'small' removes components under 0.1 mL (100 mm^3: a ball 5.8 mm across)
 POSTPROCESS_RULES = ('none', 'small', 'largest')   # every rule `postprocess` applies, by name
 
+def _components(mask: np.ndarray, connectivity: int) -> tuple[np.ndarray, int]:
+    "The `connectivity` (6, 18 or 26) connected components of a 3D boolean mask: labels (0 outside) and their number."
+    if connectivity not in (6, 18, 26): raise ValueError(f"connectivity must be 6, 18 or 26, not {connectivity!r}")
+    return ndi.label(mask, structure=ndi.generate_binary_structure(3, {6: 1, 18: 2, 26: 3}[connectivity]))
+
 def largest_component(mask: np.ndarray, connectivity: int = 6) -> np.ndarray:
     "The largest `connectivity` (6, 18 or 26) connected component of a 3D boolean mask (the mask itself when it has at most one)."
-    if connectivity not in (6, 18, 26): raise ValueError(f"connectivity must be 6, 18 or 26, not {connectivity!r}")
-    lab, n = ndi.label(mask, structure=ndi.generate_binary_structure(3, {6: 1, 18: 2, 26: 3}[connectivity]))
+    lab, n = _components(mask, connectivity)
     if n <= 1: return np.asarray(mask, bool)
     return lab == (np.argmax(np.bincount(lab.ravel())[1:]) + 1)
 
@@ -179,8 +183,7 @@ def largest_component(mask: np.ndarray, connectivity: int = 6) -> np.ndarray:
 def remove_small_components(mask: np.ndarray, spacing, min_ml: float = SMALL_COMPONENT_ML, connectivity: int = 6) -> np.ndarray:
     """The face-connected (`connectivity` 6, 18 or 26) components of the 3D boolean `mask` whose volume is at least
     `min_ml` millilitres; `spacing`: the voxel size in mm (three numbers, in any axis order: only their product counts)."""
-    if connectivity not in (6, 18, 26): raise ValueError(f"connectivity must be 6, 18 or 26, not {connectivity!r}")
-    lab, n = ndi.label(mask, structure=ndi.generate_binary_structure(3, {6: 1, 18: 2, 26: 3}[connectivity]))
+    lab, n = _components(mask, connectivity)
     if n == 0: return np.asarray(mask, bool)
     ml = np.bincount(lab.ravel()) * float(np.prod(spacing)) / 1000
     keep = ml >= min_ml; keep[0] = False
