@@ -235,7 +235,7 @@ def _same_experiment(out: Path, now: dict) -> None:
 def reproduce(out='brats_ssl_reproduce', data=None, budget: str = 'quick', methods=None,
               seeds=(0,), device: str = 'auto', progress: bool = True, fold=None, **overrides) -> dict:
     """Run the whole comparison; returns the summaries per method. `overrides` change the budget's settings (`folds`:
-    cross-validation over all labelled cases) or its `train` options (any `TrainConfig` field). `methods`: keys of
+    cross-validation over all labelled cases, or 'site'; `n4`: N4 bias-field correction first) or its `train` options (any `TrainConfig` field). `methods`: keys of
     `METHODS` (default: all of them). `fold` (an index or a list) runs only those folds of a cross-validation, as
     nnU-Net trains one fold per call: calls into the same `out` with different folds continue one experiment, and the
     tables and figures of each call are of the folds it ran."""
@@ -245,9 +245,10 @@ def reproduce(out='brats_ssl_reproduce', data=None, budget: str = 'quick', metho
     if bad: raise BratsError(f"unknown method {', '.join(map(repr, bad))}: choose from {', '.join(METHODS)}")
     clash = sorted(k for k in overrides if k in ('seed', 'method'))
     if clash: raise BratsError(f"reproduce trains every method with every seed: give seeds=(...) and methods=(...), not {', '.join(k + '=' for k in clash)}")
-    unknown = sorted(k for k in overrides if k not in BUDGETS[budget] and k not in ('folds', 'mirror') and k not in TrainConfig.__dataclass_fields__)
+    unknown = sorted(k for k in overrides if k not in BUDGETS[budget] and k not in ('folds', 'mirror', 'n4') and k not in TrainConfig.__dataclass_fields__)
     if unknown: raise BratsError(f"unknown setting {', '.join(map(repr, unknown))}: a budget setting ({', '.join(BUDGETS[budget])}) or a training option")
     b = {'folds': None, 'mirror': False, **BUDGETS[budget], 'train': dict(BUDGETS[budget]['train'])}
+    if overrides.pop('n4', False): b['n4'] = True         # N4 bias-field correction in the preprocessing (recorded only when on)
     for k, v in overrides.items():
         if k in b: b[k] = v
         else: b['train'][k] = v
@@ -263,7 +264,7 @@ def reproduce(out='brats_ssl_reproduce', data=None, budget: str = 'quick', metho
         data = out/'data'
         write_phantoms(data, n=b['n_phantoms'], seed=0, size=b['phantom_size'], spacing=b['phantom_spacing'], modalities=mods)
     data = Path(data)
-    preprocess_dataset(data, out/'prep', spacing=b['spacing'], progress=progress, modalities=mods, regions=regs)
+    preprocess_dataset(data, out/'prep', spacing=b['spacing'], progress=progress, modalities=mods, regions=regs, n4=b.get('n4', False))
     labelled_ids = [c.id for c in find_cases(data) if c.labelled]
     unlabelled_ids = [c.id for c in find_cases(data) if not c.labelled]
     if b['folds']:

@@ -418,7 +418,7 @@ def main(argv=None) -> int:
     ap.add_argument('--screen-ensemble', nargs='+', default=None, metavar='RUN:RUN',
                     help='score each group of runs (the same split, other seeds; colon-separated) on its validation patients, alone and as an ensemble')
     ap.add_argument('--iterations', type=int, default=None); ap.add_argument('--device', default='auto')
-    ap.add_argument('--n4', action='store_true', help='--final on N4 bias-field-corrected images (preprocess_case(n4=True)); rows in <keep>/n4/')
+    ap.add_argument('--n4', action='store_true', help='the recipe on N4 bias-field-corrected images (preprocess_case(n4=True)), folds or --final; rows in <keep>/n4/')
     ap.add_argument('--seed', type=int, default=0, help='the training seed (initial weights, patches); the patients\' split is the same for every seed')
     a = ap.parse_args(argv)
     keep = HERE/MODELS[a.model]['keep']
@@ -453,7 +453,7 @@ def main(argv=None) -> int:
         return 0
     from brats_ssl.pipeline import reproduce
     reproduce(a.out, data=a.data, budget='cpu-3mm', methods=['unet'], device=a.device, progress=False, fold=a.fold,
-              mirror=MODELS[a.model]['mirror'], seeds=(a.seed,), **PREP, **SPLIT, **settings(a.model, a.iterations))
+              mirror=MODELS[a.model]['mirror'], seeds=(a.seed,), **({'n4': True} if a.n4 else {}), **PREP, **SPLIT, **settings(a.model, a.iterations))
     for v in sorted(a.out.glob(f'fold*/runs/unet_seed{a.seed}/val.csv')):
         shutil.copy(v, keep/f"{v.parents[2].name}_val.csv")
     import csv
