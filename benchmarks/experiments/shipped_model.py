@@ -266,6 +266,16 @@ def report(name: str) -> str:
         c = paired_comparison(fl, rows, m)
         lines.append(f"{'' if m == 'hd95' else chr(10)}- Model - floor ({'Dice' if m == 'dice' else 'HD95'}, whole tumour, {len(rows)} patients, paired): "
                      f"{interval(c, d, unit)}, Wilcoxon p {p_text(c['p_value'])}")
+    n4 = HERE/MODELS[name]['keep']/'n4'                          # the recipe trained and predicted on N4-corrected images
+    n4_rows = [r for f in sorted(n4.glob('fold*_per_case.csv')) for r in read_rows(f) if r['method'] == 'unet']
+    if n4_rows:
+        ids = {r['case'] for r in n4_rows}
+        base = [r for r in rows if r['case'] in ids]
+        for m, unit, d in (('dice', '', 3), ('hd95', ' mm', 2)):
+            c = paired_comparison(base, n4_rows, m)
+            lines.append(f"- The recipe on N4-corrected images ({'Dice' if m == 'dice' else 'HD95'} {mean_std([r[m] for r in n4_rows], d)}, "
+                         f"folds {', '.join(sorted({str(r['fold']) for r in n4_rows}))}, {len(ids)} test patients) - without N4 "
+                         f"({mean_std([r[m] for r in base], d)}), paired: {interval(c, d, unit)}, Wilcoxon p {p_text(c['p_value'])}")
     for k, o in other_seeds(name).items():                       # the recipe with another training seed, the same patients
         for m, unit, d in (('dice', '', 3), ('hd95', ' mm', 2)):
             c, f = paired_comparison(rows, o, m), paired_comparison(fl, o, m)
