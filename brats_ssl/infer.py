@@ -19,8 +19,8 @@ from .scale import heap_release
 # %% auto #0
 __all__ = ['MAX_WINDOW_VOXELS', 'SLAB', 'SLAB_MIN_VOXELS', 'MIRRORS', 'POSTPROCESS', 'SMALL_COMPONENT_ML', 'POSTPROCESS_RULES',
            'window_starts', 'inference_window', 'fuse_batchnorm', 'slab_forward', 'sliding_window', 'largest_component',
-           'remove_small_components', 'postprocess', 'postprocess_levels', 'entropy_map', 'region_probabilities',
-           'predict_case']
+           'remove_small_components', 'check_postprocess', 'postprocess', 'postprocess_levels', 'entropy_map',
+           'region_probabilities', 'predict_case']
 
 # %% ../nbs/07_infer.ipynb #546510e0
 def _check_overlap(overlap: float) -> None:
@@ -190,10 +190,15 @@ def remove_small_components(mask: np.ndarray, spacing, min_ml: float = SMALL_COM
     return keep[lab]
 
 # %% ../nbs/07_infer.ipynb #5c66222a
+def check_postprocess(mode: str) -> str:
+    "`mode` if it names a rule of `POSTPROCESS_RULES`, else a `BratsError` naming the rules (what every caller checks with)."
+    if mode not in POSTPROCESS_RULES: raise BratsError(f"unknown post-processing {mode!r}: choose one of {', '.join(POSTPROCESS_RULES)}")
+    return mode
+
 def postprocess(mask: np.ndarray, mode: str = 'none', spacing=None) -> np.ndarray:
     """A boolean mask post-processed by `mode`: 'none' (unchanged), 'small' (components under `SMALL_COMPONENT_ML`
     removed; `spacing`, the voxel size in mm, is then needed) or 'largest' (the largest face-connected component)."""
-    if mode not in POSTPROCESS_RULES: raise ValueError(f"unknown post-processing {mode!r}: choose one of {', '.join(POSTPROCESS_RULES)}")
+    check_postprocess(mode)
     m = np.asarray(mask, bool)
     if mode == 'small':
         if spacing is None: raise ValueError("post-processing 'small' needs the voxel spacing (mm) to measure volumes")

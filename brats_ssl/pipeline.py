@@ -17,7 +17,7 @@ from .preprocess import preprocess_case, preprocess_dataset, _case_kwargs, check
 from .data import split_cases, cv_splits
 from .train import TrainConfig, train, load_checkpoint, save_state, model_from_checkpoint, config_differences, environment, TINY
 from .scale import resolve_device
-from .infer import predict_case, postprocess_levels, POSTPROCESS_RULES
+from .infer import predict_case, postprocess_levels, check_postprocess
 from .evaluate import (evaluate_predictions, write_rows, summarise, write_table1, threshold_predictions,
                                 threshold_scan, PAPER_TABLE1, pred_path, region_key)
 from .stats import seed_summary, compare_methods, comparison_table
@@ -106,10 +106,7 @@ def predict_dataset(checkpoint, data, out, overlap: float = 0.5, uncertainty: bo
     paths = resolve_checkpoints(checkpoint, method)
     states = [load_checkpoint(p) for p in paths]
     params, post = _ensemble_settings(states, paths)    # post-processing: chosen on validation cases by `train`
-    if postprocess is not None:
-        if postprocess not in POSTPROCESS_RULES:
-            raise BratsError(f"unknown post-processing {postprocess!r}: choose one of {', '.join(POSTPROCESS_RULES)}")
-        post = postprocess
+    if postprocess is not None: post = check_postprocess(postprocess)
     if n4 is not None: params = {**{k: v for k, v in params.items() if k != 'n4'}, **({'n4': True} if n4 else {})}
     if mirror is None: mirror = all(st.get('mirror', False) for st in states)   # a shipped model's own setting
     models = [model_from_checkpoint(st, dev) for st in states]
@@ -387,8 +384,7 @@ def ship_checkpoint(checkpoint, name: str, card: dict, out_dir=None, mirror: boo
     checkpoints always give the same bytes (`save_state`); files of an earlier model `name` that the new card does not
     list are removed. Returns the weight files."""
     srcs = resolve_checkpoints(checkpoint)
-    if postprocess is not None and postprocess not in POSTPROCESS_RULES:
-        raise BratsError(f"unknown post-processing {postprocess!r}: choose one of {', '.join(POSTPROCESS_RULES)}")
+    if postprocess is not None: check_postprocess(postprocess)
     states = [load_checkpoint(p) for p in srcs]
     _ensemble_settings(states, srcs)                      # members that could not be predicted together are refused here
     out_dir = Path(out_dir or PRETRAINED_DIR)
